@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# dynblocks developer commands. Each sets itself up: creates or refreshes .venv and installs dynblocks with its extras.
+#   bash dev.sh train [ARGS]   the main job: `dynblocks train ARGS` (default data: CIFAR-10 if found, else the sample)
+#   bash dev.sh test           the whole test suite: notebooks clean and exported, nbdev-test, pytest
+#   bash dev.sh docs           the offline docs site in _docs/ and README.md (no Quarto needed)
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then "$PY" -m venv "$VENV"; fi
+  # reinstall only when the project definition changed (safe and quick to re-run)
+  local stamp="$VENV/.dynblocks-installed" want
+  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VENV/bin/python" -c 'import dynblocks' 2>/dev/null; then
+    echo "dev.sh: installing dynblocks and its extras into $VENV (first run: several minutes)" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    echo "$want" > "$stamp"
+  fi
+}
+
+check_nbs() {
+  # fail if nbdev-export or nbdev-clean would change anything
+  local before after
+  before=$(find nbs dynblocks -name '*.ipynb' -o -name '*.py' | sort | xargs sha256sum)
+  "$VENV/bin/nbdev-export"
+  "$VENV/bin/nbdev-clean"
+  after=$(find nbs dynblocks -name '*.ipynb' -o -name '*.py' | sort | xargs sha256sum)
+  if [ "$before" != "$after" ]; then
+    echo "dev.sh: nbdev-export or nbdev-clean changed these files; run them and commit the result:" >&2
+    diff <(echo "$before") <(echo "$after") | grep '^>' | awk '{print "  " $3}' >&2
+    exit 1
+  fi
+  echo "dev.sh: notebooks clean, library in sync"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  train)
+    setup
+    exec "$VENV/bin/dynblocks" train "$@" ;;
+  test)
+    setup
+    check_nbs
+    echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped)"
+    "$VENV/bin/nbdev-test" --n-workers 2
+    echo "dev.sh: pytest"
+    "$VENV/bin/python" -m pytest tests "$@" ;;
+  docs)
+    setup
+    "$VENV/bin/python" tools/build_docs.py "$@" ;;
+  *)
+    echo "usage: bash dev.sh {train [ARGS]|test [PYTEST ARGS]|docs}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,56 @@
+"The `dynblocks` command, run as a user runs it: in a subprocess."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+from PIL import Image
+
+EXE = Path(sys.executable).parent/'dynblocks'
+
+def run(*args, env=None, cwd=None):
+    e = {**os.environ, 'CI': 'true', **(env or {})}
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=e, cwd=cwd, timeout=600)
+
+def test_models_and_recipes():
+    r = run('models')
+    assert r.returncode == 0 and 'dyn_res4' in r.stdout and 'GFLOPs' in r.stdout
+    rows = json.loads(run('models', '--json').stdout)
+    assert {o['name'] for o in rows} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
+    r = run('recipes')
+    assert r.returncode == 0 and 'seed003' in r.stdout
+
+@pytest.mark.parametrize('args,msg', [
+    (['train', '--arch', 'dyn_res5'], "invalid choice: 'dyn_res5'"),
+    (['train', '--recipe', 'seed9'], "invalid choice: 'seed9'"),
+    (['train', '--epochs', '0'], 'must be >= 1'),
+    (['train', '--lr', 'fast'], "'fast' is not a number"),
+    (['train', '--data', '/no/such/folder'], 'does not exist'),
+    (['predict', 'missing.pkl', 'x.png'], 'No exported learner'),
+])
+def test_errors_exit_2(args, msg, tmp_path):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr, r.stderr
+
+def test_train_sample_then_predict(tmp_path):
+    out = tmp_path/'run'
+    r = run('train', '--data', 'sample', '--epochs', '1', '--arch', 'dyn_tiny', '--width', '0.25', '--bs', '100',
+            '--out', str(out), '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = r.stdout.splitlines()[0]
+    assert 'sample shipped with dynblocks' in first
+    assert 'test accuracy:' in r.stdout
+    s = json.loads((out/'summary.json').read_text())
+    assert s['epochs'] == 1 and 0 <= s['final_accuracy'] <= 1
+    assert (out/'history.csv').exists() and (out/'training.png').exists()
+    png = tmp_path/'img.png'
+    Image.new('RGB', (32, 32), (200, 30, 30)).save(png)
+    r = run('predict', str(out/'model.pkl'), str(png))
+    assert r.returncode == 0, r.stderr[-2000:]
+    name, cls, prob = r.stdout.strip().split('\t')
+    assert name == str(png) and 0 <= float(prob) <= 1
+
+def test_train_real_subset(tmp_path, cifar_root):
+    r = run('train', '--data', str(cifar_root), '--n-train', '500', '--epochs', '1', '--arch', 'dyn_tiny',
+            '--width', '0.25', '--out', str(tmp_path/'r'), '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'CIFAR-10 from' in r.stdout.splitlines()[0]

@@ -1,0 +1,127 @@
+"Everything fastai offers, on a dyn_learner, on small real data (CPU)."
+import warnings
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from fastai.callback.all import (MixUp, CutMix, GradientClip, GradientAccumulation, SaveModelCallback,
+                                 EarlyStoppingCallback, CSVLogger)
+from fastai.interpret import ClassificationInterpretation
+from fastai.learner import load_learner
+from dynblocks.data import cifar10_dls
+from dynblocks.learner import dyn_learner, recipe, list_recipes, BranchWeights, StopOnNanLoss, recipe_dls
+
+@pytest.fixture(scope='module')
+def dls(cifar):
+    return cifar10_dls(cifar, n_train=400, n_valid=200, bs=50, seed=0)
+
+def tiny(dls, **kw):
+    return dyn_learner(dls, 'dyn_tiny', model_kw=dict(width=0.25), seed=0, **kw)
+
+def fitted(learn, n=1, lr=3e-3, **kw):
+    with learn.no_bar(): learn.fit_one_cycle(n, lr, **kw)
+    return learn
+
+def test_lr_find_suggests(dls):
+    learn = tiny(dls)
+    with learn.no_bar(): res = learn.lr_find(num_it=20, show_plot=False)
+    assert 1e-7 < res.valley < 10
+
+@pytest.mark.parametrize('fit', ['fit_one_cycle', 'fit_flat_cos', 'fit_sgdr'])
+def test_schedules(dls, fit):
+    learn = tiny(dls)
+    with learn.no_bar():
+        if fit == 'fit_sgdr': learn.fit_sgdr(1, 1, 3e-3)
+        else: getattr(learn, fit)(1, 3e-3)
+    assert np.isfinite(learn.recorder.values[-1][0])
+    assert 'train_accuracy' in learn.recorder.metric_names  # train metrics recorded, as the reports plotted
+
+@pytest.mark.parametrize('prec', ['to_fp16', 'to_bf16'])
+def test_mixed_precision(dls, prec):
+    learn = getattr(tiny(dls), prec)()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # on the CPU fastai's MixedPrecision disables its CUDA autocast
+        fitted(learn)
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+@pytest.mark.parametrize('cb', [MixUp(0.4), CutMix(1.0), GradientClip(0.5), GradientAccumulation(100)])
+def test_training_callbacks(dls, cb):
+    learn = fitted(tiny(dls, cbs=cb))
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+def test_checkpoints_early_stopping_csv(dls, tmp_path):
+    learn = tiny(dls, path=tmp_path)
+    cbs = [SaveModelCallback(monitor='valid_loss', fname='best'), EarlyStoppingCallback(patience=1), CSVLogger()]
+    fitted(learn, 2, cbs=cbs)
+    assert (tmp_path/'models'/'best.pth').exists()
+    assert (tmp_path/'history.csv').read_text().startswith('epoch,train_loss,train_accuracy,valid_loss,valid_accuracy')
+
+def test_summary_show_results_interpretation(dls):
+    learn = fitted(tiny(dls))
+    assert 'DynBlock' in learn.summary()
+    learn.show_results(max_n=4)
+    interp = ClassificationInterpretation.from_learner(learn)
+    cm = interp.confusion_matrix()
+    assert cm.shape == (10, 10) and cm.sum() == 200
+    interp.plot_confusion_matrix(); interp.plot_top_losses(4)
+
+def test_tta(dls):
+    learn = fitted(tiny(dls))
+    with learn.no_bar(): preds, targs = learn.tta(n=2)
+    assert preds.shape == (200, 10) and torch.allclose(preds.sum(1), torch.ones(200), atol=1e-4)
+
+def test_export_load_predict_png(dls, tmp_path, cifar):
+    learn = fitted(tiny(dls, path=tmp_path))
+    learn.export('model.pkl')
+    assert (tmp_path/'model.pkl').stat().st_size < 5e6  # the exported learner carries no data
+    x = cifar['test'][0][0]
+    png = tmp_path/'cat.png'; Image.fromarray(x).save(png)
+    rgba = tmp_path/'rgba.png'; Image.fromarray(x).convert('RGBA').save(rgba)
+    loaded = load_learner(tmp_path/'model.pkl')
+    cls, i, probs = loaded.predict(png)
+    assert cls in dls.vocab and probs.shape == (10,)
+    # the same prediction as the training learner on the same pixels
+    torch.testing.assert_close(probs, learn.predict(png)[2], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loaded.predict(rgba)[2], probs, rtol=1e-4, atol=1e-5)
+
+def test_save_load(dls, tmp_path):
+    learn = fitted(tiny(dls, path=tmp_path))
+    learn.save('w')
+    other = tiny(dls, path=tmp_path).load('w')
+    x = dls.one_batch()[0]
+    learn.model.eval(); other.model.eval()
+    torch.testing.assert_close(learn.model(x), other.model(x))
+
+def test_channels_last_and_compile_idempotent(dls):
+    learn = tiny(dls).to_channels_last().to_channels_last()
+    assert sum(type(c).__name__ == 'ChannelsLast' for c in learn.cbs) == 1
+    learn.compile(backend='aot_eager').compile(backend='aot_eager')
+    fitted(learn)
+    assert 'model.body' not in str(list(learn.model.state_dict())[:1])  # names unchanged by compile
+
+def test_branch_weights(dls, tmp_path):
+    learn = fitted(tiny(dls, cbs=BranchWeights()), 2)
+    h = learn.branch_weights.history
+    assert len(h) == 2 and len(h[-1]['mean']) == 3
+    for m in h[-1]['mean']: assert abs(float(m.sum()) - 1) < 1e-4
+    learn.plot_branch_weights(tmp_path/'bw.png'); learn.plot_training(tmp_path/'tr.png')
+    assert (tmp_path/'bw.png').stat().st_size > 1000 and (tmp_path/'tr.png').stat().st_size > 1000
+
+@pytest.mark.parametrize('name', list_recipes())
+def test_every_recipe_builds_and_steps(cifar, name):
+    r = recipe(name)
+    dls = recipe_dls(r, cifar, n_train=200, n_valid=100, bs=min(r.bs, 50), seed=0)
+    learn = dyn_learner(dls, recipe=r, model_kw=dict(width=0.125), seed=0)
+    assert learn.recipe.name == name
+    with learn.no_bar(): learn.fit_recipe(epochs=1)
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+def test_seed_makes_cpu_runs_repeatable(dls):
+    a, b = fitted(tiny(dls)), fitted(tiny(dls))
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(v, w, msg=k)
+
+def test_errors(dls):
+    with pytest.raises(ValueError, match='has 10 classes'): dyn_learner(dls, 'dyn_tiny', n_out=3)
+    with pytest.raises(ValueError, match='valid models'): dyn_learner(dls, 'resnet50')
+    with pytest.raises(ValueError, match='valid recipes'): dyn_learner(dls, recipe='seed9')
+    with pytest.raises(ValueError, match='no labels'): dyn_learner(dls.test_dl([dls.valid_ds[0][0]]))

@@ -1,0 +1,155 @@
+"""Build the docs site into `_docs/` and `README.md` without Quarto.
+
+    python tools/build_docs.py            # site + README
+    python tools/build_docs.py --readme   # README.md only
+    python tools/build_docs.py --check    # exit 1 if README.md differs from nbs/index.ipynb
+
+With Quarto installed, `nbdev-docs` is the real build (same notebooks, same `nbs/sidebar.yml`). This script is the
+offline path: nbdev's own notebook processing (`proc_nbs`: directives, `show_doc` tables, links to the API) into
+`_proc/`, then nbconvert's HTML exporter per page, wrapped in a page with the hand-ordered sidebar of
+`nbs/sidebar.yml`. Images are embedded, code is highlighted by Pygments, links to the documentation site are made
+relative.
+"""
+from __future__ import annotations
+import argparse, html, re, shutil, sys
+from pathlib import Path
+import nbformat, yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS, DOCS = ROOT/'nbs', ROOT/'_docs'
+
+
+def page_name(nb:Path) -> str:
+    "Output name of a notebook, as Quarto names it: `00_block.ipynb` -> `block.html`"
+    return re.sub(r'^\d+[a-z]?_', '', nb.stem) + '.html'
+
+
+# ---------------------------------------------------------------- README
+def _directives(src:str) -> dict:
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r'^#\|\s*([\w-]+)\s*(.*)$', src, re.M)}
+
+def render_readme(nb_path:Path=NBS/'index.ipynb') -> str:
+    "Markdown for README.md from the index notebook: markdown cells as they are, code cells fenced with outputs"
+    nb = nbformat.read(nb_path, as_version=4)
+    out = []
+    for c in nb.cells:
+        if c.cell_type == 'markdown': out.append(c.source.strip()); continue
+        if c.cell_type != 'code': continue
+        d = _directives(c.source)
+        if 'hide' in d or 'export' in d or 'exporti' in d: continue
+        src = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
+        if src and 'hide_input' not in d: out.append(f'```python\n{src}\n```')
+        for o in c.get('outputs', []):
+            data = o.get('data', {})
+            if 'text/markdown' in data: out.append(''.join(data['text/markdown']).strip())
+            elif 'text/plain' in data: out.append('    ' + ''.join(data['text/plain']).strip().replace('\n', '\n    '))
+            elif o.get('output_type') == 'stream': out.append('    ' + ''.join(o['text']).strip().replace('\n', '\n    '))
+    return '\n\n'.join(out) + '\n'
+
+
+# ---------------------------------------------------------------- site
+CSS = """
+body{margin:0;font:16px/1.55 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#212529}
+.layout{display:flex;min-height:100vh} nav.sidebar{width:250px;flex:none;background:#f6f8fa;border-right:1px solid #dee2e6;
+padding:1rem;position:sticky;top:0;height:100vh;overflow-y:auto;box-sizing:border-box}
+nav.sidebar .brand{font-weight:700;font-size:1.3rem;display:block;margin-bottom:1rem;color:#212529;text-decoration:none}
+nav.sidebar .section{font-weight:600;margin:1rem 0 .3rem;color:#495057;font-size:.85rem;text-transform:uppercase}
+nav.sidebar a.page{display:block;padding:.2rem .5rem;color:#0d6efd;text-decoration:none;border-radius:4px}
+nav.sidebar a.page.active{background:#0d6efd;color:#fff}
+main{flex:1;max-width:980px;padding:1.5rem 2.5rem;box-sizing:border-box;min-width:0}
+pre{background:#f6f8fa;padding:.7rem;border-radius:6px;overflow-x:auto;font-size:.85rem}
+code{font-size:.88em} table{border-collapse:collapse;margin:.8rem 0} th,td{border:1px solid #dee2e6;padding:.3rem .6rem}
+img{max-width:100%} .output pre{background:#fff;border-left:3px solid #dee2e6} blockquote{color:#555;border-left:4px solid #0d6efd;
+margin-left:0;padding-left:1rem} h2{border-bottom:1px solid #eee;padding-bottom:.2rem;margin-top:2rem}
+"""
+
+def _sidebar(active:str, pages:list) -> str:
+    items = ['<a class="brand" href="index.html">dynblocks</a>']
+    for sec, entries in pages:
+        if sec: items.append(f'<div class="section">{html.escape(sec)}</div>')
+        for title, href in entries:
+            cls = 'page active' if href == active else 'page'
+            items.append(f'<a class="{cls}" href="{href}">{html.escape(title)}</a>')
+    return '<nav class="sidebar">' + '\n'.join(items) + '</nav>'
+
+def _title(nb) -> str:
+    for c in nb.cells:
+        if c.cell_type == 'raw':
+            m = re.search(r'^title:\s*(.+)$', c.source, re.M)
+            if m: return m.group(1).strip().strip('"\'')
+        if c.cell_type == 'markdown':
+            m = re.search(r'^#\s+(.+)$', c.source, re.M)
+            if m: return m.group(1).strip()
+    return 'dynblocks'
+
+def _read_sidebar() -> list:
+    "[(section title, [notebook path, ...]), ...] from nbs/sidebar.yml"
+    cfg = yaml.safe_load((NBS/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    res = []
+    for e in cfg:
+        if isinstance(e, str): res.append(('', [e]))
+        else: res.append((e.get('section', ''), [o if isinstance(o, str) else o['href'] for o in e.get('contents', [])]))
+    return res
+
+def _fix_links(body:str, doc_url:str) -> str:
+    if doc_url: body = body.replace(doc_url.rstrip('/') + '/', '')
+    return re.sub(r'href="([\w./-]+?)\.ipynb(#[^"]*)?"', lambda m: f'href="{page_name(Path(m.group(1)))}{m.group(2) or ""}"', body)
+
+def build_site(process:bool=True):
+    from nbconvert import HTMLExporter
+    from pygments.formatters import HtmlFormatter
+    from nbdev.config import get_config
+    cfg = get_config(ROOT)
+    if process:
+        from nbdev.quarto import refresh_quarto_yml
+        from nbdev.serve import proc_nbs
+        import nbdev.doclinks
+        import os; os.chdir(ROOT)
+        refresh_quarto_yml(); nbdev.doclinks._build_modidx()
+        proc_nbs(NBS, n_workers=0)
+    proc = ROOT/'_proc'
+    exporter = HTMLExporter(template_name='basic')
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    side = _read_sidebar()
+    pages, nbs = [], {}
+    for sec, entries in side:
+        ents = []
+        for e in entries:
+            nb = nbformat.read(proc/e, as_version=4)
+            href = page_name(Path(e))
+            nbs[href] = nb
+            ents.append((_title(nb), href))
+        pages.append((sec, ents))
+    if DOCS.exists(): shutil.rmtree(DOCS)
+    DOCS.mkdir()
+    css = CSS + HtmlFormatter(style='default').get_style_defs('.highlight') + (NBS/'styles.css').read_text()
+    (DOCS/'styles.css').write_text(css)
+    for href, nb in nbs.items():
+        nb.cells = [c for c in nb.cells if c.cell_type != 'raw']
+        body, _ = exporter.from_notebook_node(nb)
+        body = _fix_links(body, cfg.doc_url)
+        title = _title(nb) if href != 'index.html' else 'dynblocks'
+        page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} – dynblocks</title>'
+                '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="styles.css">'
+                '<script>window.MathJax={tex:{inlineMath:[["$","$"]]}};</script>'
+                '<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+                f'</head><body><div class="layout">{_sidebar(href, pages)}<main>{body}</main></div></body></html>')
+        (DOCS/href).write_text(page)
+    print(f'build_docs: {len(nbs)} pages in {DOCS}')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--readme', action='store_true', help='README.md only')
+    p.add_argument('--check', action='store_true', help='exit 1 if README.md is not rendered from nbs/index.ipynb')
+    a = p.parse_args(argv)
+    md = render_readme()
+    if a.check:
+        if (ROOT/'README.md').read_text() != md:
+            sys.exit('README.md differs from nbs/index.ipynb: run `python tools/build_docs.py --readme` and commit.')
+        return print('README.md is in sync with nbs/index.ipynb')
+    (ROOT/'README.md').write_text(md)
+    print('build_docs: README.md from nbs/index.ipynb')
+    if not a.readme: build_site()
+
+if __name__ == '__main__': main()
