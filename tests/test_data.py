@@ -11,6 +11,8 @@ def real_small(cifar):
     "20 real training and 10 real test images per class, in memory"
     (xtr, ytr), (xte, yte) = cifar['train'], cifar['test']
     itr, ite = stratified_idxs(ytr, 200), stratified_idxs(yte[:1000], 100)
+    # class-major order, as fastai's folder layout lists files (class by class, file names in original order)
+    itr, ite = itr[np.argsort(ytr[itr], kind='stable')], ite[np.argsort(yte[ite], kind='stable')]
     return dict(train=(xtr[itr], ytr[itr]), test=(xte[ite], yte[ite]), classes=cifar['classes'])
 
 @pytest.fixture()

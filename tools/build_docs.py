@@ -95,6 +95,8 @@ def _fix_links(body:str, doc_url:str) -> str:
     if doc_url: body = body.replace(doc_url.rstrip('/') + '/', '')
     return re.sub(r'href="([\w./-]+?)\.ipynb(#[^"]*)?"', lambda m: f'href="{page_name(Path(m.group(1)))}{m.group(2) or ""}"', body)
 
+_CELL_KEYS = {'cell_type', 'source', 'metadata', 'outputs', 'execution_count', 'id', 'attachments'}
+
 def build_site(process:bool=True):
     from nbconvert import HTMLExporter
     from pygments.formatters import HtmlFormatter
@@ -116,6 +118,9 @@ def build_site(process:bool=True):
         ents = []
         for e in entries:
             nb = nbformat.read(proc/e, as_version=4)
+            for c in nb.cells:  # nbdev's processing leaves bookkeeping keys that nbformat's schema refuses
+                for k in [k for k in c if k not in _CELL_KEYS]: del c[k]
+                c.get('metadata', {}).pop('execution', None)
             href = page_name(Path(e))
             nbs[href] = nb
             ents.append((_title(nb), href))
