@@ -54,3 +54,28 @@ def test_train_real_subset(tmp_path, cifar_root):
             '--width', '0.25', '--out', str(tmp_path/'r'), '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'CIFAR-10 from' in r.stdout.splitlines()[0]
+
+def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root):
+    import signal, time, torch
+    from fastai.learner import load_learner
+    args = ['train', '--data', str(cifar_root), '--n-train', '600', '--epochs', '3', '--arch', 'dyn_tiny', '--width', '0.25',
+            '--bs', '50', '--seed', '3', '--quiet']
+    r = run(*args, '--out', str(tmp_path/'full'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path/'cut'
+    p = subprocess.Popen([str(EXE), *args, '--out', str(out)], env={**os.environ, 'CI': 'true'},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'checkpoint.pth').exists() and time.time() - t0 < 300: time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode != 0 and 'continue with' in err, err[-2000:]
+    assert not (out/'model.pkl').exists()
+    r = run(*args, '--out', str(out), '--resume')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'resuming from the checkpoint after epoch' in r.stdout
+    a, b = load_learner(tmp_path/'full'/'model.pkl'), load_learner(out/'model.pkl')
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(v.float(), w.float(), rtol=1e-5, atol=1e-6, msg=k)
+    assert len((out/'history.csv').read_text().splitlines()) == 4  # header + 3 epochs
+    for f in ('summary.json', 'training.png', 'branch_weights.png'): assert (out/f).exists()
