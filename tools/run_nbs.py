@@ -1,0 +1,51 @@
+"""Execute the notebooks in place so the docs show real outputs, keeping only outputs that teach.
+
+    DYNBLOCKS_DATA=../shared/data python tools/run_nbs.py [nbs/03_learner.ipynb ...]
+
+Runs every cell (slow ones too: their figures come from real runs), then drops progress bars, fastai's per-epoch
+training tables, warnings and other stderr, and keeps plots, tables and printed results. Then `nbdev-clean`.
+"""
+import re, sys, subprocess
+from pathlib import Path
+from fastcore.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_SPAM = re.compile(r'█|\|---|Epoch \d+/\d+|^epoch\s+train_loss|^\[\d+, .*\]$|^\s*$|^\d+\s+[-\d.]+\s.*\d\d:\d\d\s*$')
+
+def _clean_stream(o):
+    "stdout without progress bars and fastai's per-epoch log lines"
+    lines = ''.join(o.get('text', '')).replace('\r', '\n').splitlines()
+    o['text'] = ''.join(l + '\n' for l in lines if not _SPAM.search(l))
+    return o
+
+def _teaches(o) -> bool:
+    if o.get('output_type') == 'stream':
+        return o.get('name') == 'stdout' and 'warn' not in ''.join(o.get('text', '')).lower() and bool(_clean_stream(o)['text'])
+    if o.get('output_type') == 'error': return False
+    data = o.get('data', {})
+    html = ''.join(data.get('text/html', ''))
+    if 'progress' in html or ('<th>epoch</th>' in html and 'train_loss' in html): return False
+    plain = ''.join(data.get('text/plain', ''))
+    if not html and ('<IPython.core.display' in plain or plain.startswith('<Figure size')) and 'image/png' not in data: return False
+    return True
+
+def run(nb_path: Path, execute=True):
+    import os
+    os.chdir(nb_path.parent)  # as nbdev-test runs them
+    nb = read_nb(nb_path)
+    if execute: CaptureShell(path=nb_path.parent).run_all(nb, exc_stop=True)
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        outs = [o for o in c.get('outputs', []) if _teaches(o)]
+        imgs = [i for i, o in enumerate(outs) if 'image/png' in o.get('data', {})]
+        c.outputs = [o for i, o in enumerate(outs) if 'image/png' not in o.get('data', {}) or i == imgs[-1]]  # a figure redrawn: last
+    write_nb(nb, nb_path)
+    print('ran', nb_path)
+
+if __name__ == '__main__':
+    args = [a for a in sys.argv[1:] if a != '--filter-only']  # --filter-only: clean existing outputs, run nothing
+    paths = [Path(p).resolve() for p in args] or sorted((ROOT/"nbs").glob("*.ipynb"))
+    for p in paths: run(p, execute='--filter-only' not in sys.argv)
+    subprocess.run([str(Path(sys.executable).parent/'nbdev-clean')], cwd=ROOT, check=True)
