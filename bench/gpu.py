@@ -9,7 +9,7 @@ both train on identical data and neither downloads. Test accuracy is reported on
 (`test_batch[:1000]`) and on all 10,000 (the rest of the shared copy is a JPEG re-encoding, biased down; see the data
 README). Each result goes to `bench/results/` as JSON with the GPU, torch version and date.
 
-On a machine without a GPU, `--device cpu --n-train 500 --runs 1 --epochs 1 --skip-airbench` runs the same code path
+On a machine without a GPU, `--device cpu --n-train 500 --n-test 1000 --runs 1 --epochs 1 --skip-airbench` runs the same code path
 end to end in a minute (a smoke test, not a benchmark).
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ def _sync(dev):
 
 def _accuracies(learn, dls_full, tta):
     "accuracy on test[:1000] (exact) and on all 10,000, with flip TTA if asked"
-    preds, targs = (learn.flip_tta(dl=dls_full.valid.new(shuffle=False, drop_last=False)) if tta
-                    else learn.get_preds(dl=dls_full.valid.new(shuffle=False, drop_last=False)))
+    dl = dls_full.valid.new(shuffle=False, drop_last=False)
+    with learn.no_bar(): preds, targs = learn.flip_tta(dl=dl) if tta else learn.get_preds(dl=dl)
     ok = (preds.argmax(1) == targs).float()
     return dict(acc_exact1000=float(ok[:1000].mean()), acc_all10000=float(ok.mean()))
 
@@ -62,7 +62,8 @@ def run_dynblocks(data, a, rname='fast94', epochs=None):
     from dynblocks.learner import dyn_learner, recipe
     dev = torch.device(a.device)
     r = recipe(rname)
-    dls = cifar10_dls(data, bs=r.bs if dev.type == 'cuda' else 100, aug=r.aug, stats=r.stats, n_train=a.n_train, device=dev, seed=0)
+    dls = cifar10_dls(data, bs=r.bs if dev.type == 'cuda' else 100, aug=r.aug, stats=r.stats, n_train=a.n_train,
+                      n_valid=a.n_test, device=dev, seed=0)
     res = []
     for i in range(-1 if a.warmup else 0, a.runs):  # run -1 warms up cuDNN autotuning and compilation
         learn = dyn_learner(dls, recipe=r, seed=i if i >= 0 else 123)
@@ -83,7 +84,7 @@ def run_dynblocks(data, a, rname='fast94', epochs=None):
 def _summary(rows):
     w = [o['wall_s'] for o in rows]; a1 = [o['acc_exact1000'] for o in rows]; a2 = [o['acc_all10000'] for o in rows]
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.
-    return dict(runs=len(rows), wall_mean=statistics.mean(w), wall_sd=sd(w), acc_exact1000_mean=statistics.mean(a1),
+    return dict(n_runs=len(rows), wall_mean=statistics.mean(w), wall_sd=sd(w), acc_exact1000_mean=statistics.mean(a1),
                 acc_exact1000_sd=sd(a1), acc_all10000_mean=statistics.mean(a2), acc_all10000_sd=sd(a2))
 
 
@@ -96,10 +97,12 @@ def main(argv=None):
     p.add_argument('--epoch-frac', type=float, default=0.2, help='seeds: this fraction of each report\'s epochs')
     p.add_argument('--recipes', nargs='+', default=['seed000', 'seed001', 'seed002', 'seed003', 'seed004'])
     p.add_argument('--n-train', type=int, default=None)
+    p.add_argument('--n-test', type=int, default=None, help='evaluate on the first N test images only (smoke tests)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--compile', action='store_true'); p.add_argument('--bf16', action='store_true')
     p.add_argument('--no-warmup', dest='warmup', action='store_false')
     p.add_argument('--skip-airbench', action='store_true')
+    p.add_argument('--out', default=None, help='JSON file (default: bench/results/<what>-<device>-<date>.json)')
     a = p.parse_args(argv)
     from dynblocks.data import load_cifar10
     data = load_cifar10(a.data, download=False)
@@ -124,7 +127,7 @@ def main(argv=None):
             a.runs, a.warmup = 1, False
             rows = run_dynblocks(data, a, rn, ep)
             out['seeds'][rn] = dict(report_acc=r.report_acc, report_epochs=r.epochs, **rows[0])
-    fn = RESULTS/f"{a.what}-{'gpu' if a.device.startswith('cuda') else 'cpu'}-{m['date']}.json"
+    fn = Path(a.out) if a.out else RESULTS/f"{a.what}-{'gpu' if a.device.startswith('cuda') else 'cpu'}-{m['date']}.json"
     fn.parent.mkdir(parents=True, exist_ok=True); fn.write_text(json.dumps(out, indent=1))
     print(f'wrote {fn}')
 
