@@ -7,7 +7,7 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #4b54d15b
+# %% ../nbs/99_all.ipynb #dc05aa6b
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info)
