@@ -229,14 +229,11 @@ def flip_tta(self:Learner,
     p2, _ = self.get_preds(dl=dl, cbs=[_Flip()])
     return (p1 + p2)/2, y
 
-# %% ../nbs/03_learner.ipynb #79100791
-def _has_labels(dls):
-    try: return getattr(dls, 'n_inp', 1) < len(dls.one_batch())
-    except Exception: return False
-
-def _n_in(dls):
+# %% ../nbs/03_learner.ipynb #6dbef1b1
+def _peek(dls):
+    "(whether `dls` yields labels, input channels) from one batch"
     b = dls.one_batch()
-    return b[0].shape[1]
+    return getattr(dls, 'n_inp', 1) < len(b), b[0].shape[1]
 
 @delegates(Learner.__init__)
 def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls`)
@@ -253,7 +250,8 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                 nan_guard:bool=True,  # stop on a non-finite loss with the last good weights (`StopOnNanLoss`)
                 **kwargs):
     "A fastai `Learner` for a dynamic-block model, inferring classes and channels from `dls`"
-    if not _has_labels(dls): raise ValueError("`dls` yields no labels (a test DataLoader?); build training DataLoaders "
+    labelled, n_in = _peek(dls)
+    if not labelled: raise ValueError("`dls` yields no labels (a test DataLoader?); build training DataLoaders "
                                               "with labels, e.g. `cifar10_dls()`.")
     c = getattr(dls, 'c', None)
     if n_out is None:
@@ -265,10 +263,10 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     r = None if recipe is None else _get_recipe(recipe)
     if seed is not None: set_seed(seed, reproducible=True)
     if arch is None: arch = r.arch if r else 'dyn_res4'
-    model = arch if isinstance(arch, nn.Module) else create_model(arch, n_out=n_out, n_in=_n_in(dls), **(model_kw or {}))
+    model = arch if isinstance(arch, nn.Module) else create_model(arch, n_out=n_out, n_in=n_in, **(model_kw or {}))
     if not any(isinstance(t, Normalize) for t in dls.after_batch.fs):  # normalise as the recipe says
         st = HALF_STATS if (r and r.stats == 'half') else CIFAR10_STATS
-        if _n_in(dls) == 3: dls.add_tfms([Normalize.from_stats(*st)], 'after_batch')
+        if n_in == 3: dls.add_tfms([Normalize.from_stats(*st)], 'after_batch')
     cbs = list(L(cbs))
     if nan_guard and not any(isinstance(c, StopOnNanLoss) for c in cbs): cbs.append(StopOnNanLoss())
     if r:
