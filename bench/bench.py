@@ -9,7 +9,7 @@ with the device (CUDA events on a GPU), and is written with the machine, torch v
 `bench/results/<what>-<device>-<date>.json`.
 """
 from __future__ import annotations
-import argparse, datetime, json, platform, statistics, time, os
+import argparse, datetime, json, platform, statistics, time
 from pathlib import Path
 import torch
 

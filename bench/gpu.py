@@ -40,7 +40,7 @@ def write_airbench_data(data:dict, dest:Path):
 
 
 def run_airbench(data, runs):
-    import airbench, os
+    import airbench
     write_airbench_data(data, Path('cifar10'))
     test_loader = airbench.CifarLoader('cifar10', train=False, batch_size=1000)
     airbench.warmup94(verbose=False)

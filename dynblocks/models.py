@@ -17,7 +17,7 @@ __all__ = ['MODELS', 'Spec', 'Dyn', 'Pool', 'Conv', 'Residual', 'Res', 'SqueezeE
            'dyn_splitter', 'register_model', 'list_models', 'create_model', 'dyn_res4', 'dyn_macro7', 'se_resnet',
            'dyn_deep11', 'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'count_flops', 'model_info']
 
-# %% ../nbs/01_models.ipynb #34b48630
+# %% ../nbs/01_models.ipynb #80e4382e
 def _conv_out(s, ks, stride, padding): return (s + 2*padding - ks)//stride + 1
 
 def _scale(nf, width): return nf if width == 1 else max(8, int(round(nf*width/8))*8)
@@ -34,7 +34,6 @@ class Dyn(Spec):
     def build(self, ni, width, block_kw):
         nf = _scale(self.nf, width)
         return DynBlock(ni, nf, **{**block_kw, **self.kwargs}), nf
-    def _kw(self, name, default): return self.kwargs.get(name, default)
     def out_size(self, s, block_kw=None):
         kw = {**(block_kw or {}), **self.kwargs}
         ks = kw.get('ks', 3); kmax = ks if isinstance(ks, int) else max(ks)

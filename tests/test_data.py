@@ -1,10 +1,9 @@
 "cifar10_dls on real data and on fixtures in both official layouts, and every kind of bad input."
-import os, pickle, shutil
-from pathlib import Path
+import pickle, shutil
 import numpy as np, pytest, torch
 from PIL import Image
 from dynblocks.data import (load_cifar10, save_cifar10, find_cifar10, cifar10_dls, stratified_idxs, CIFAR10_CLASSES,
-                            sample_path, BatchAug)
+                            sample_path)
 
 @pytest.fixture(scope='module')
 def real_small(cifar):
@@ -21,7 +20,7 @@ def both(tmp_path, real_small):
             save_cifar10(tmp_path/'cifar10', real_small, 'folders'))
 
 def test_real_data_as_published(cifar):
-    (xtr, ytr), (xte, yte) = cifar['train'], cifar['test']
+    (xtr, ytr), (xte, _) = cifar['train'], cifar['test']
     assert xtr.shape == (50000, 32, 32, 3) and xte.shape == (10000, 32, 32, 3)
     assert list(ytr[:10]) == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert np.bincount(ytr).tolist() == [5000]*10

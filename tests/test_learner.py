@@ -1,6 +1,5 @@
 "Everything fastai offers, on a dyn_learner, on small real data (CPU)."
 import warnings
-from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai.callback.all import (MixUp, CutMix, GradientClip, GradientAccumulation, SaveModelCallback,
@@ -8,7 +7,7 @@ from fastai.callback.all import (MixUp, CutMix, GradientClip, GradientAccumulati
 from fastai.interpret import ClassificationInterpretation
 from fastai.learner import load_learner
 from dynblocks.data import cifar10_dls
-from dynblocks.learner import dyn_learner, recipe, list_recipes, BranchWeights, StopOnNanLoss, recipe_dls
+from dynblocks.learner import dyn_learner, recipe, list_recipes, BranchWeights, recipe_dls
 
 @pytest.fixture(scope='module')
 def dls(cifar):

@@ -1,7 +1,6 @@
 "One sweep over the registry: every model, every property (timm's way)."
 import pytest, torch
 from dynblocks.models import list_models, create_model
-from dynblocks.block import DynBlock
 
 MODELS = list_models()
 

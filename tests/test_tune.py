@@ -1,5 +1,5 @@
 "Optuna search: resume, two workers on one SQLite study, a killed worker's trial, the CLI, and the missing extra."
-import json, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
