@@ -340,7 +340,7 @@ class ItemAug(Transform):
         if res.is_floating_point(): res = (res*255).round().to(torch.uint8)
         return TensorImage(res)
 
-# %% ../nbs/02_data.ipynb #b829de06
+# %% ../nbs/02_data.ipynb #e3146f49
 class ChannelsLast(Transform):
     "Make image batches channels-last (NHWC in memory), the fast layout for convolutions"
     order = 100  # after `Normalize` (99)
@@ -362,16 +362,24 @@ class DeviceDL(TfmdDL):
         if self.xs.device != dev: self.xs, self.ys = self.xs.to(dev), self.ys.to(dev)
         return dev
 
+    def _gather(self, b): return TensorImage(self.xs[b]), TensorCategory(self.ys[b])
+
     def __iter__(self):
         self.randomize()
         self.before_iter()
         dev = self._on_device()
         g = torch.Generator().manual_seed(self.rng.randint(0, 2**62))
         idxs = (torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)).to(dev)
-        for i in range(len(self)):
-            b = idxs[i*self.bs:(i+1)*self.bs]
-            yield self.after_batch((TensorImage(self.xs[b]), TensorCategory(self.ys[b])))
+        for i in range(len(self)): yield self.after_batch(self._gather(idxs[i*self.bs:(i+1)*self.bs]))
         self.after_iter()
+
+    def create_batches(self, samps):
+        "Batches of the indices `samps`, each one gather on the device (how fastai's `DistributedDL` drives a loader)"
+        idxs = torch.tensor(list(samps), dtype=torch.long, device=self._on_device())
+        for i in range(0, len(idxs), self.bs):
+            b = idxs[i:i+self.bs]
+            if self.drop_last and len(b) < self.bs: break
+            yield self._gather(b)
 
     def new(self, dataset=None, cls=None, **kwargs):
         if dataset is not None and dataset is not self.dataset:  # e.g. `test_dl`, `export`: per-item loading

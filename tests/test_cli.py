@@ -15,8 +15,8 @@ def test_models_and_recipes():
     assert r.returncode == 0 and 'dyn_res4' in r.stdout and 'GFLOPs' in r.stdout
     rows = json.loads(run('models', '--json').stdout)
     assert {o['name'] for o in rows} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
-    r = run('recipes')
-    assert r.returncode == 0 and 'seed003' in r.stdout
+    r = subprocess.run([sys.executable, '-m', 'dynblocks', 'recipes'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and 'seed003' in r.stdout  # `python -m dynblocks`, as launchers run it
 
 @pytest.mark.parametrize('args,msg', [
     (['train', '--arch', 'dyn_res5'], "invalid choice: 'dyn_res5'"),
@@ -79,3 +79,33 @@ def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root)
         torch.testing.assert_close(v.float(), w.float(), rtol=1e-5, atol=1e-6, msg=k)
     assert len((out/'history.csv').read_text().splitlines()) == 4  # header + 3 epochs
     for f in ('summary.json', 'training.png', 'branch_weights.png'): assert (out/f).exists()
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_train_in_two_processes(tmp_path):
+    "`accelerate launch` with 2 CPU processes (gloo): the run completes, the ranks agree, only rank 0 writes"
+    import torch
+    pytest.importorskip('accelerate')
+    out, rec = tmp_path/'run', tmp_path/'record'
+    rec.mkdir()
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', str(_free_port()),
+           str(Path(__file__).parent/'ddp_worker.py'), 'train', '--data', 'sample', '--epochs', '2', '--width', '0.5',
+           '--bs', '100', '--out', str(out), '--quiet']
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, 'CI': 'true', 'DDP_RECORD': str(rec)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'in 2 processes' in r.stdout.splitlines()[0] and r.stdout.count('test accuracy:') == 1, r.stdout  # rank 0 speaks
+    r0, r1 = (torch.load(rec/f'rank{i}.pt', weights_only=False) for i in (0, 1))
+    assert r0['state'].keys() == r1['state'].keys()
+    for k, v in r0['state'].items(): assert torch.equal(v, r1['state'][k]), k  # parameters and BatchNorm statistics
+    assert r1['written'] == [], r1['written']
+    assert {Path(p).name for p in r0['written']} >= {'checkpoint.pth', 'model.pkl', 'history.csv', 'summary.json', 'training.png'}
+    s = json.loads((out/'summary.json').read_text())
+    assert s['processes'] == 2 and len((out/'history.csv').read_text().splitlines()) == 3
+    assert r0['summary']['final_accuracy'] == r1['summary']['final_accuracy']  # gathered predictions: same metric
+    from fastai.learner import load_learner
+    learn = load_learner(out/'model.pkl')  # a plain model (no DDP wrapper) with rank 0's weights
+    for k, v in learn.model.state_dict().items(): assert torch.equal(v.cpu(), r0['state'][k].cpu()), k
