@@ -3,6 +3,7 @@
 #   bash dev.sh train [ARGS]   the main job: `dynblocks train ARGS` (default data: CIFAR-10 if found, else the sample)
 #   bash dev.sh test           the whole test suite: notebooks clean and exported, nbdev-test, pytest
 #   bash dev.sh docs           the offline docs site in _docs/ and README.md (no Quarto needed)
+#   bash dev.sh docs-check     build the site and check it in headless Chromium (needs Debian's chromium package)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -51,6 +52,10 @@ case "$cmd" in
   docs)
     setup
     "$VENV/bin/python" tools/build_docs.py "$@" ;;
+  docs-check)
+    setup
+    echo "dev.sh: the docs site in headless Chromium (screenshots in _docs/screenshots/)"
+    "$VENV/bin/python" -m pytest tests/test_site.py -m browser "$@" ;;
   *)
-    echo "usage: bash dev.sh {train [ARGS]|test [PYTEST ARGS]|docs}" >&2; exit 2 ;;
+    echo "usage: bash dev.sh {train [ARGS]|test [PYTEST ARGS]|docs|docs-check}" >&2; exit 2 ;;
 esac

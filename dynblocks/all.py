@@ -7,7 +7,7 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #dc05aa6b
+# %% ../nbs/99_all.ipynb #caed57f9
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info)
@@ -15,7 +15,7 @@ from .data import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, loa
                             stratified_idxs, Policy, policy_params, BatchAug, ItemAug, ChannelsLast, DeviceDL, cifar10_dls,
                             batch_flip, batch_crop, batch_affine, batch_jitter, batch_cutout)
 from .learner import (CrossEntropyKL, SchedCosAnneal, sched_cos_warmup, make_opt_func, Recipe, recipe, list_recipes,
-                               recipe_dls, dyn_learner, BranchWeights, StopOnNanLoss, EMA,
-                               Checkpoint, resume_from)
-from .tune import dyn_tune, default_space, OptunaPruning, save_study_plots  # Optuna itself loads on first use
+                               recipe_dls, dyn_learner, DistributedDeviceDL)
+from .callbacks import StopOnNanLoss, EMA, Checkpoint, resume_from, BranchWeights
+from .tune import dyn_tune, default_space, learner_from_params, OptunaPruning, save_study_plots  # Optuna itself loads on first use
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

@@ -54,7 +54,7 @@ def _bn_momentum(bn, training):
     if bn.momentum is None: return 1. / float(bn.num_batches_tracked)
     return bn.momentum
 
-# %% ../nbs/00_block.ipynb #8528fbbd
+# %% ../nbs/00_block.ipynb #4bf4fde9
 class DynBlock(nn.Module):
     "`n_branches` conv branches on the same input, summed with per-sample softmax attention from `mean_hw(x)`"
     def __init__(self,
@@ -112,7 +112,7 @@ class DynBlock(nn.Module):
         if self.ni == self.nf and s == 1: return nn.Identity()
         return nn.Sequential(nn.Conv2d(self.ni, self.nf, 1, stride=s, bias=False), nn.BatchNorm2d(self.nf))
 
-    def reset_parameters(self, act_cls=nn.ReLU):
+    def reset_parameters(self, act_cls=nn.ReLU):  # the activation the gain is computed for
         "Kaiming-normal init of each branch's kernel for its own size; zero outside it"
         nl = 'leaky_relu' if act_cls is nn.LeakyReLU else 'relu'
         with torch.no_grad():
@@ -135,7 +135,8 @@ class DynBlock(nn.Module):
     def linear_branches(self):
         "True when every branch is conv [→ BN] only, so kernels can be aggregated"
         return self.act != Pos.branch and self.drop == 0 and not self.pool
-    def attention(self, x:Tensor) -> Tensor:
+    def attention(self, x:Tensor,  # the block's input (B, ni, H, W)
+                 ) -> Tensor:
         "Branch weights `a` (B, L): softmax of a linear map of the spatial mean of `x`, over the temperature"
         return F.softmax(self.attn(x.mean((2, 3))) / self.temperature, dim=1)  # (B, L)
 

@@ -17,7 +17,7 @@ from .data import cifar10_dls, find_cifar10, sample_path
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['make_parser', 'train', 'tune', 'train_from_study', 'models', 'recipes', 'predict', 'main']
+__all__ = ['make_parser', 'train', 'main']
 
 # %% ../nbs/06_cli.ipynb #b6894cb8
 def _pos_int(s):
@@ -77,7 +77,7 @@ def make_parser() -> argparse.ArgumentParser:
     pr.add_argument('images', nargs='+')
     return p
 
-# %% ../nbs/06_cli.ipynb #acc069bd
+# %% ../nbs/06_cli.ipynb #2f532e31
 def _resolve_data(data):
     "(path, description) of the data for `--data`"
     if data in (None, 'cifar10'):
@@ -97,15 +97,15 @@ class _Header(Callback):
     order = 51  # after `Recorder` names the columns
     def before_fit(self): self.learn.logger(list(self.recorder.metric_names))
 
-def train(args):
+def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
     "Run `dynblocks train` with parsed `args`; returns the `Learner`, with the run's summary as `learn.run_summary`"
     from fastai.callback.progress import ProgressCallback
     from fastai.callback.mixup import MixUp, CutMix
     from fastai.torch_core import rank_distrib, num_distrib
-    from dynblocks.learner import Checkpoint, resume_from, BranchWeights
+    from dynblocks.callbacks import Checkpoint, resume_from, BranchWeights
     from dynblocks.models import count_flops
     import fastai, platform
-    if args.from_study: return train_from_study(args)
+    if args.from_study: return _train_from_study(args)
     main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
     say = (lambda *a: print(*a, flush=True)) if main else (lambda *a: None)
     if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
@@ -172,8 +172,8 @@ def train(args):
         f"artifacts in {out}")
     return learn
 
-# %% ../nbs/06_cli.ipynb #4cb129c1
-def tune(args):
+# %% ../nbs/06_cli.ipynb #3c542324
+def _tune(args):
     "Run `dynblocks tune`: an Optuna study, then its plots"
     from dynblocks.tune import dyn_tune, save_study_plots
     path, desc = _resolve_data(args.data)
@@ -185,7 +185,7 @@ def tune(args):
     save_study_plots(st, out)
     print(f"best {args.monitor}: {st.best_value:.4f} with {json.dumps(st.best_params)}; plots in {out}", flush=True)
 
-def train_from_study(args):
+def _train_from_study(args):
     "Retrain the best trial of an Optuna study with `dynblocks train` options"
     from dynblocks.tune import _optuna, learner_from_params
     optuna = _optuna()
@@ -198,22 +198,22 @@ def train_from_study(args):
     with learn.no_bar(): learn.fit_one_cycle(args.epochs or 5, p.get('lr', 1e-3))
     print(f"test accuracy: {float(learn.recorder.values[-1][-1])*100:.2f} %", flush=True)
 
-# %% ../nbs/06_cli.ipynb #d5ca06bd
-def models(args):
+# %% ../nbs/06_cli.ipynb #7e9edbbd
+def _models(args):
     "Print the registry: source report, parameters, forward FLOPs at 32×32"
     rows = [model_info(n) for n in list_models()]
     if args.json: return print(json.dumps(rows, indent=2))
     print(f"{'model':<12}{'report':>8}{'params (M)':>12}{'GFLOPs':>9}  description")
     for r in rows: print(f"{r['name']:<12}{r['source']:>8}{r['params']/1e6:>12.2f}{r['flops']/1e9:>9.3f}  {r['doc']}")
 
-def recipes(args):
+def _recipes(args):
     "Print the recipes"
     for n in list_recipes():
         r = get_recipe(n)
         print(f"{n:<9} {r.arch:<11} {r.opt}/{r.wd_mode} lr={r.lr:g} wd={r.wd:g} {r.schedule} {r.epochs} epochs bs={r.bs} "
               f"ls={r.ls:g} aug={r.aug} report={r.report_acc}")
 
-def predict(args):
+def _predict(args):
     "Print class and probability for each image, with an exported learner"
     from fastai.learner import load_learner
     if not Path(args.model).exists(): raise FileNotFoundError(f"No exported learner at {args.model}.")
@@ -223,9 +223,9 @@ def predict(args):
         cls, i, probs = learn.predict(fn)
         print(f"{fn}\t{cls}\t{float(probs[i]):.3f}")
 
-def main(argv=None):
+def main(argv:list|None=None):  # arguments (default: the command line's)
     "Entry point of the `dynblocks` command"
     p = make_parser()
     args = p.parse_args(argv)
-    try: {'train': train, 'models': models, 'recipes': recipes, 'predict': predict, 'tune': tune}[args.cmd](args)
+    try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune}[args.cmd](args)
     except (FileNotFoundError, ValueError, ImportError) as e: p.exit(2, f"dynblocks {args.cmd}: error: {e}\n")

@@ -17,20 +17,30 @@ __all__ = ['MODELS', 'Spec', 'Dyn', 'Pool', 'Conv', 'Residual', 'Res', 'SqueezeE
            'dyn_splitter', 'register_model', 'list_models', 'create_model', 'dyn_res4', 'dyn_macro7', 'se_resnet',
            'dyn_deep11', 'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'count_flops', 'model_info']
 
-# %% ../nbs/01_models.ipynb #80e4382e
+# %% ../nbs/01_models.ipynb #f2443379
 def _conv_out(s, ks, stride, padding): return (s + 2*padding - ks)//stride + 1
 
 def _scale(nf, width): return nf if width == 1 else max(8, int(round(nf*width/8))*8)
 
 class Spec:
     "A layer of a `DynNet` config: `build(ni, width, block_kw)` gives `(module, nf)`; `out_size(s)` maps the spatial size"
-    def build(self, ni, width, block_kw): raise NotImplementedError
-    def out_size(self, s): return s
+    def build(self,
+              ni:int,  # input channels
+              width:float,  # channel multiplier of the net
+              block_kw:dict,  # the net's `DynBlock` defaults
+             ):
+        "The module and its output channels for `ni` input channels, channel multiplier `width`, `DynBlock` defaults `block_kw`"
+        raise NotImplementedError
+    def out_size(self, s:int):  # input height (= width)
+        "Spatial size of the output for an input of size `s`"
+        return s
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 class Dyn(Spec):
     "A `DynBlock` with `nf` output channels; `kwargs` override the net's block defaults"
-    def __init__(self, nf:int, **kwargs): self.nf, self.kwargs = nf, kwargs
+    def __init__(self, nf:int,  # output channels (before `width`)
+                 **kwargs):  # `DynBlock` arguments for this layer
+        self.nf, self.kwargs = nf, kwargs
     def build(self, ni, width, block_kw):
         nf = _scale(self.nf, width)
         return DynBlock(ni, nf, **{**block_kw, **self.kwargs}), nf
@@ -43,13 +53,19 @@ class Dyn(Spec):
 
 class Pool(Spec):
     "2×2 max-pool (or `ks`×`ks`)"
-    def __init__(self, ks:int=2): self.ks = ks
+    def __init__(self, ks:int=2): self.ks = ks  # window and stride
     def build(self, ni, width, block_kw): return nn.MaxPool2d(self.ks), ni
     def out_size(self, s): return s//self.ks
 
 class Conv(Spec):
     "Plain conv → BatchNorm → activation"
-    def __init__(self, nf:int, ks:int=3, stride:int=1, padding:int|None=None, act_cls:type|None=None):
+    def __init__(self,
+                 nf:int,  # output channels (before `width`)
+                 ks:int=3,  # kernel size
+                 stride:int=1,  # stride
+                 padding:int|None=None,  # default: `ks//2` (same size at stride 1)
+                 act_cls:type|None=None,  # default: the net's `act_cls`, else ReLU
+                ):
         self.nf, self.ks, self.stride, self.padding, self.act_cls = nf, ks, stride, padding, act_cls
     def build(self, ni, width, block_kw):
         nf, pad = _scale(self.nf, width), self.ks//2 if self.padding is None else self.padding
@@ -57,17 +73,20 @@ class Conv(Spec):
         return nn.Sequential(nn.Conv2d(ni, nf, self.ks, self.stride, pad, bias=False), nn.BatchNorm2d(nf), act()), nf
     def out_size(self, s): return _conv_out(s, self.ks, self.stride, self.ks//2 if self.padding is None else self.padding)
 
-# %% ../nbs/01_models.ipynb #8308e9d1
+# %% ../nbs/01_models.ipynb #f1ab722c
 class Residual(nn.Module):
     "`body(x) + skip(x)`: `skip` is the identity or a 1×1 projection"
-    def __init__(self, body:nn.Module, skip:nn.Module|None=None):
+    def __init__(self,
+                 body:nn.Module,  # the residual branch
+                 skip:nn.Module|None=None,  # the shortcut (default: identity)
+                ):
         super().__init__()
         self.body, self.skip = body, skip if skip is not None else nn.Identity()
     def forward(self, x): return self.body(x) + self.skip(x)
 
 class Res(Spec):
     "A residual macro block: `specs` in sequence, plus a skip (1×1 conv when channels change)"
-    def __init__(self, *specs): self.specs = specs
+    def __init__(self, *specs): self.specs = specs  # `Spec`s in sequence, keeping the spatial size
     def build(self, ni, width, block_kw):
         mods, nf = [], ni
         for s in self.specs:
@@ -82,7 +101,10 @@ class Res(Spec):
 
 class SqueezeExcite(nn.Module):
     "Squeeze-and-Excitation: channel gates from the spatial mean"
-    def __init__(self, nf, reduction=16):
+    def __init__(self,
+                 nf:int,  # channels
+                 reduction:int=16,  # hidden width is `nf//reduction` (at least 4)
+                ):
         super().__init__()
         nh = max(4, nf//reduction)
         self.fc = nn.Sequential(nn.Linear(nf, nh), nn.ReLU(), nn.Linear(nh, nf), nn.Sigmoid())
@@ -90,7 +112,11 @@ class SqueezeExcite(nn.Module):
 
 class SEBasic(nn.Module):
     "ResNet BasicBlock (conv3×3-BN-ReLU-conv3×3-BN) with Squeeze-and-Excitation, skip, then ReLU"
-    def __init__(self, ni, nf, stride=1):
+    def __init__(self,
+                 ni:int,  # input channels
+                 nf:int,  # output channels
+                 stride:int=1,  # stride of the first conv (and of the projection)
+                ):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(),
                                   nn.Conv2d(nf, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), SqueezeExcite(nf))
@@ -101,7 +127,11 @@ class SEBasic(nn.Module):
 
 class SE(Spec):
     "An `SEBasic` block"
-    def __init__(self, nf:int, stride:int=1): self.nf, self.stride = nf, stride
+    def __init__(self,
+                 nf:int,  # output channels (before `width`)
+                 stride:int=1,  # stride of the block
+                ):
+        self.nf, self.stride = nf, stride
     def build(self, ni, width, block_kw): nf = _scale(self.nf, width); return SEBasic(ni, nf, self.stride), nf
     def out_size(self, s): return _conv_out(s, 3, self.stride, 1)
 
@@ -132,7 +162,7 @@ class Head(nn.Module):
         self.layers, self.scale = nn.Sequential(*layers), scale
     def forward(self, x): return self.layers(x) * self.scale if self.scale != 1 else self.layers(x)
 
-# %% ../nbs/01_models.ipynb #4dcd2f8b
+# %% ../nbs/01_models.ipynb #ec4a0418
 class DynNet(nn.Module):
     "A CNN from a list of layer `Spec`s and a `Head`; keyword arguments are defaults for every `Dyn` layer"
     def __init__(self,
@@ -154,7 +184,8 @@ class DynNet(nn.Module):
         self.head = Head(nf, n_out, **(head or {}))
         self.min_size = next(s for s in range(1, 4097) if self.out_size(s) >= 1)
 
-    def out_size(self, s:int) -> int:
+    def out_size(self, s:int,  # input height (= width)
+                ) -> int:
         "Spatial size after the body for input size `s` (0 when the input is too small)"
         for spec in self.specs:
             s = _out(spec, s, self.block_kw)
@@ -170,11 +201,12 @@ class DynNet(nn.Module):
                              f"valid convolutions need at least {self.min_size}×{self.min_size}.")
         return self.head(self.body(x))
 
-def dyn_splitter(model:DynNet) -> list:
+def dyn_splitter(model:DynNet,  # the net to split
+                ) -> list:
     "Parameter groups for fastai: body, then head (for discriminative learning rates and freezing)"
     return [list(model.body.parameters()), list(model.head.parameters())]
 
-# %% ../nbs/01_models.ipynb #ce3fad9b
+# %% ../nbs/01_models.ipynb #1a5c095c
 class _Registry(dict):
     "Model functions by name, with their metadata"
     def register(self, fn=None, **meta):
@@ -186,7 +218,8 @@ class _Registry(dict):
 
 MODELS = _Registry()
 
-def register_model(fn=None, **meta):
+def register_model(fn=None,  # the model function (when used without arguments)
+                   **meta):  # metadata, e.g. `source='000', report_acc=92.15`
     "Decorator that adds a model function `fn(n_out, n_in, **kwargs)` to the registry, with metadata `meta`"
     return MODELS.register(fn, **meta)
 
@@ -210,16 +243,20 @@ def create_model(name:str,  # a name from `list_models()`
     if name not in MODELS: raise _unknown('model', name, list_models())
     return MODELS[name](n_out=n_out, n_in=n_in, **kwargs)
 
-# %% ../nbs/01_models.ipynb #f72c49c1
+# %% ../nbs/01_models.ipynb #2e610741
 @register_model(source='000', report_acc=92.15)
-def dyn_res4(n_out=10, n_in=3, **kwargs):
+def dyn_res4(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "Report 000: 4 dynamic blocks 64-128-256-512, 4 branches of conv-BN-ReLU, residual, max-pool after block 2"
     layers = [Dyn(64), Dyn(128), Pool(), Dyn(256), Dyn(512)]
     head = dict(hidden=(256, 128), drop=(0.4, 0.3), bn=True)  # hidden widths unstated: halving from 512
     return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=4, residual=True), **kwargs})
 
 @register_model(source='001', report_acc=91.7)
-def dyn_macro7(n_out=10, n_in=3, **kwargs):
+def dyn_macro7(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "Report 001: 7 two-branch blocks (block 2 with 5×5 kernels) in two residual macro blocks, a valid 3×3 conv"
     layers = [Dyn(64), Dyn(128, ks=5), Res(Dyn(256), Dyn(256)), Pool(), Dyn(384),
               Res(Dyn(384), Dyn(384)), Pool(), Conv(256, padding=0)]
@@ -227,13 +264,17 @@ def dyn_macro7(n_out=10, n_in=3, **kwargs):
     return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2), **kwargs})
 
 @register_model(source='002', report_acc=84.1)
-def se_resnet(n_out=10, n_in=3, **kwargs):
+def se_resnet(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "Report 002: SE-ResNet of BasicBlocks, stages 16-32-128-256 (two blocks each), 1×1 skips, under 5 M parameters"
     layers = [Conv(16), SE(16), SE(16), SE(32, 2), SE(32), SE(128, 2), SE(128), SE(256, 2), SE(256)]
     return DynNet(layers, n_in, n_out, head=dict(hidden=(128,), drop=0.3), **kwargs)
 
 @register_model(source='003', report_acc=91.42)
-def dyn_deep11(n_out=10, n_in=3, **kwargs):
+def dyn_deep11(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "Report 003: 11 residual dynamic blocks (3 branches, conv-BN-LeakyReLU) in four stages with max-pool between"
     stages = [[64]*2, [128]*3, [256]*3, [256]*3]  # widths and K unstated: VGG-like doubling, capped at 256
     layers = []
@@ -243,7 +284,9 @@ def dyn_deep11(n_out=10, n_in=3, **kwargs):
     return DynNet(layers, n_in, n_out, **{**dict(n_branches=3, act_cls=nn.LeakyReLU, residual=True), **kwargs})
 
 @register_model(source='004', report_acc=89.6)
-def dyn_pool4(n_out=10, n_in=3, **kwargs):
+def dyn_pool4(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "Report 004: 4 blocks 64-128-256-512 of 6 branches (conv-ReLU-Dropout(0.1)-MaxPool), BatchNorm after the sum"
     layers = [Dyn(64), Dyn(128), Dyn(256), Dyn(512)]
     head = dict(hidden=(256, 128, 64))
@@ -251,13 +294,17 @@ def dyn_pool4(n_out=10, n_in=3, **kwargs):
     return DynNet(layers, n_in, n_out, head=head, **{**block, **kwargs})
 
 @register_model(source='ours', report_acc=None)
-def dyn_tiny(n_out=10, n_in=3, **kwargs):
+def dyn_tiny(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "For CPU experiments and tests: a 24-channel conv stem, then three 2-branch blocks (48-96-192), max-pool before each"
     layers = [Conv(24), Pool(), Dyn(48), Pool(), Dyn(96), Pool(), Dyn(192)]
     return DynNet(layers, n_in, n_out, **{**dict(n_branches=2), **kwargs})
 
 @register_model(source='airbench', report_acc=None)
-def dyn_fast(n_out=10, n_in=3, **kwargs):
+def dyn_fast(n_out:int=10,  # number of classes
+             n_in:int=3,  # input channels
+             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "For time to 94 %: airbench94's shape (24-64-256-256, pool early) with a fused 2-branch block in each group"
     layers = [Conv(24, act_cls=nn.GELU)]
     for nf in (64, 256, 256): layers += [Conv(nf, act_cls=nn.GELU), Pool(), Dyn(nf)]

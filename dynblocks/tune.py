@@ -18,7 +18,7 @@ from .learner import dyn_learner
 # %% auto #0
 __all__ = ['OptunaPruning', 'default_space', 'learner_from_params', 'dyn_tune', 'save_study_plots']
 
-# %% ../nbs/05_tune.ipynb #e49b4fb3
+# %% ../nbs/05_tune.ipynb #0f4313fa
 def _optuna():
     try: import optuna
     except ImportError: raise ImportError("dyn_tune needs Optuna: pip install 'dynblocks[tune]'") from None
@@ -27,7 +27,10 @@ def _optuna():
 class OptunaPruning(Callback):
     "Report `monitor` to an Optuna `trial` after each epoch and stop the trial when the pruner says so"
     order = 70  # after the `Recorder` has logged the epoch's metrics
-    def __init__(self, trial, monitor:str='valid_loss'):  # an Optuna trial, and a metric name from the recorder
+    def __init__(self,
+                 trial,  # an Optuna trial
+                 monitor:str='valid_loss',  # a metric name from the recorder
+                ):
         self.trial, self.monitor = trial, monitor
     def after_epoch(self):
         names = list(self.learn.recorder.metric_names[1:-1])
@@ -35,8 +38,9 @@ class OptunaPruning(Callback):
         self.trial.report(float(self.learn.recorder.values[-1][names.index(self.monitor)]), self.epoch)
         if self.trial.should_prune(): raise _optuna().TrialPruned(f"pruned at epoch {self.epoch}")
 
-# %% ../nbs/05_tune.ipynb #ab6b5199
-def default_space(trial) -> dict:
+# %% ../nbs/05_tune.ipynb #9274ebbe
+def default_space(trial,  # an Optuna trial
+                 ) -> dict:
     "Report 002's search space plus the dynamic block's own knobs"
     return dict(lr=trial.suggest_float('lr', 1e-5, 1e-2, log=True),
                 bs=trial.suggest_categorical('bs', [16, 32, 64, 128]),
@@ -47,7 +51,14 @@ def default_space(trial) -> dict:
                 ls=trial.suggest_float('ls', 0., 0.3),
                 mixup=trial.suggest_categorical('mixup', [0., 0.2, 0.4]))
 
-def learner_from_params(data, p:dict, arch:str='dyn_tiny', n_train=None, n_valid=None, seed=0, cbs=None):
+def learner_from_params(data,  # CIFAR-10 folder or arrays (see `cifar10_dls`)
+                        p:dict,  # a trial's parameters (keys of `default_space`, any subset)
+                        arch:str='dyn_tiny',  # model from `list_models()`
+                        n_train:int|None=None,  # stratified training subset
+                        n_valid:int|None=None,  # first validation images
+                        seed:int=0,  # seed of data order, augmentation and weights
+                        cbs=None,  # extra callbacks
+                       ):
     "`dyn_learner` on CIFAR-10 `data` with the hyperparameters `p` of a trial"
     dls = cifar10_dls(data, bs=p.get('bs', 128), n_train=n_train, n_valid=n_valid, seed=seed, aug=p.get('aug', 'crop_flip'))
     opt = {'sgd': SGD, 'adam': Adam}[p.get('opt', 'adam')]
@@ -56,7 +67,7 @@ def learner_from_params(data, p:dict, arch:str='dyn_tiny', n_train=None, n_valid
     return dyn_learner(dls, arch, opt_func=opt, lr=p.get('lr', 1e-3), wd=p.get('wd'), seed=seed, model_kw=model_kw,
                        loss_func=LabelSmoothingCrossEntropyFlat(eps=p.get('ls', 0.1)), cbs=cbs)
 
-# %% ../nbs/05_tune.ipynb #96b0e38e
+# %% ../nbs/05_tune.ipynb #1ecca438
 def _retry(f, tries=6):
     "`f()`, retried after a short random wait when workers race to create the same database tables or study"
     import random, time
@@ -106,7 +117,9 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`)
                     callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=done)])
     return st
 
-def save_study_plots(study, out:str|Path) -> list:
+def save_study_plots(study,  # an Optuna study
+                     out:str|Path,  # folder for the files
+                    ) -> list:
     "Optimisation history and parameter importances of `study` as PNGs in `out`"
     optuna = _optuna()
     import matplotlib.pyplot as plt

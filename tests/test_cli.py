@@ -13,23 +13,38 @@ def run(*args, env=None, cwd=None):
 def test_models_and_recipes():
     r = run('models')
     assert r.returncode == 0 and 'dyn_res4' in r.stdout and 'GFLOPs' in r.stdout
-    rows = json.loads(run('models', '--json').stdout)
-    assert {o['name'] for o in rows} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
+    from dynblocks.cli import main  # the JSON listing in this process
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()) as f: main(['models', '--json'])
+    assert {o['name'] for o in json.loads(f.getvalue())} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
     r = subprocess.run([sys.executable, '-m', 'dynblocks', 'recipes'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and 'seed003' in r.stdout  # `python -m dynblocks`, as launchers run it
 
-@pytest.mark.parametrize('args,msg', [
+ERRORS = [
     (['train', '--arch', 'dyn_res5'], "invalid choice: 'dyn_res5'"),
     (['train', '--recipe', 'seed9'], "invalid choice: 'seed9'"),
     (['train', '--epochs', '0'], 'must be >= 1'),
     (['train', '--lr', 'fast'], "'fast' is not a number"),
     (['train', '--data', '/no/such/folder'], 'does not exist'),
+    (['train', '--resume'], '--resume needs --out'),
     (['predict', 'missing.pkl', 'x.png'], 'No exported learner'),
-])
+    (['tune', '--trials', '-3'], 'must be >= 1'),
+]
+
+@pytest.mark.parametrize('args,msg', [ERRORS[0], ERRORS[4]])  # a parser error and a run-time one, as a user sees them
 def test_errors_exit_2(args, msg, tmp_path):
     r = run(*args, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr, r.stderr
+
+@pytest.mark.parametrize('args,msg', ERRORS)
+def test_errors_exit_2_in_process(args, msg, tmp_path, monkeypatch, capsys):
+    "Every error case through the same `main` (in this process: each subprocess costs seconds of imports)"
+    from dynblocks.cli import main
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e: main(args)
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
 
 def test_train_sample_then_predict(tmp_path):
     out = tmp_path/'run'

@@ -7,7 +7,8 @@ from fastai.callback.all import (MixUp, CutMix, GradientClip, GradientAccumulati
 from fastai.interpret import ClassificationInterpretation
 from fastai.learner import load_learner
 from dynblocks.data import cifar10_dls
-from dynblocks.learner import dyn_learner, recipe, list_recipes, BranchWeights, recipe_dls
+from dynblocks.learner import dyn_learner, recipe, list_recipes, recipe_dls
+from dynblocks.callbacks import BranchWeights
 
 @pytest.fixture(scope='module')
 def dls(cifar):

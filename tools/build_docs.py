@@ -95,6 +95,22 @@ def _fix_links(body:str, doc_url:str) -> str:
     if doc_url: body = body.replace(doc_url.rstrip('/') + '/', '')
     return re.sub(r'href="([\w./-]+?)\.ipynb(#[^"]*)?"', lambda m: f'href="{page_name(Path(m.group(1)))}{m.group(2) or ""}"', body)
 
+def _pandoc_id(text:str) -> str:
+    "The id Quarto (pandoc's auto_identifiers) gives a heading with this text, which nbdev's links point to"
+    t = re.sub(r'[^\w\s.-]', '', html.unescape(text).strip().lower())
+    t = re.sub(r'\s+', '-', t)
+    return re.sub(r'^[^a-z]+', '', t)
+
+_HEADING = re.compile(r'(<h([1-6])\b[^>]*\bid="([^"]*)"[^>]*>)(.*?)(</h\2>)', re.S)
+
+def _quarto_ids(body:str) -> str:
+    "Give every heading Quarto's id too (nbconvert keeps case and punctuation), so links written by nbdev resolve"
+    def add(m):
+        open_, _, hid, content, close = m.groups()
+        pid = _pandoc_id(re.sub(r'<[^>]+>', '', content).replace('¶', ''))
+        return m.group(0) if not pid or pid == hid else f'{open_}<span id="{pid}"></span>{content}{close}'
+    return _HEADING.sub(add, body)
+
 _CELL_KEYS = {'cell_type', 'source', 'metadata', 'outputs', 'execution_count', 'id', 'attachments'}
 
 def build_site(process:bool=True):
@@ -132,7 +148,7 @@ def build_site(process:bool=True):
     for href, nb in nbs.items():
         nb.cells = [c for c in nb.cells if c.cell_type != 'raw']
         body, _ = exporter.from_notebook_node(nb)
-        body = _fix_links(body, cfg.doc_url)
+        body = _quarto_ids(_fix_links(body, cfg.doc_url))
         title = _title(nb) if href != 'index.html' else 'dynblocks'
         page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} – dynblocks</title>'
                 '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="styles.css">'
