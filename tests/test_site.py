@@ -1,9 +1,9 @@
 """The documentation site, checked in a real browser (headless Chromium driven by Playwright).
 
 Builds `_docs/` with the offline build (`tools/build_docs.py`), serves it on 127.0.0.1 and visits every page of the
-sidebar: each answers 200, no internal link or image is broken (anchors included), the main API entries are on their
-pages, every figure has a non-zero rendered size, and the sidebar reaches every page. Screenshots of the home page and
-one API page go to `_docs/screenshots/`.
+sidebar: each answers 200, no internal link or image is broken (anchors included), no Quarto syntax or raw TeX is
+left, math is rendered, the main API entries are on their pages, every figure has a non-zero rendered size, and the
+sidebar reaches every page. Screenshots of the home page and one API page go to `_docs/screenshots/`.
 
 Needs Debian's `chromium` (`apt-get install chromium`) and the `playwright` Python package (in the `dev` extra; it
 drives the system browser: no browser download). Run alone with `bash dev.sh docs-check`.
@@ -75,7 +75,8 @@ def crawl(site):
                     natural: e.naturalWidth, w: e.getBoundingClientRect().width, h: e.getBoundingClientRect().height}))'''),
                 headings=page.eval_on_selector_all('main h1, main h2, main h3, main h4',
                                                     'els => els.map(e => e.textContent.trim())'),
-                text=page.inner_text('main'))
+                text=page.inner_text('main'),
+                math=page.eval_on_selector_all('main math', 'els => els.filter(e => e.getBoundingClientRect().width > 0).length'))
             if name in ('index.html', 'block.html'):
                 (DOCS/'screenshots').mkdir(exist_ok=True)
                 page.screenshot(path=str(DOCS/'screenshots'/name.replace('.html', '.png')), full_page=True)
@@ -123,3 +124,15 @@ def test_screenshots_saved(crawl):
     for n in ('index.png', 'block.png'):
         f = DOCS/'screenshots'/n
         assert f.exists() and f.stat().st_size > 20_000, f
+
+def test_no_unrendered_syntax(crawl):
+    "Quarto-only syntax and TeX must not reach the reader as text"
+    bad = {}
+    for name in _pages():
+        t = crawl[name]['text']
+        hits = [s for s in ('{target=', '$$', '\\frac', '\\mathrm', 'show_doc(') if s in t] + re.findall(r'(?m)^#\| \w+', t)
+        if hits: bad[name] = hits
+    assert not bad, bad
+
+def test_math_is_rendered(crawl):
+    assert crawl['block.html']['math'] >= 5  # the block's formulas, as MathML

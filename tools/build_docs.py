@@ -26,7 +26,7 @@ def page_name(nb:Path) -> str:
 
 # ---------------------------------------------------------------- README
 def _directives(src:str) -> dict:
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r'^#\|\s*([\w-]+)\s*(.*)$', src, re.M)}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r'^#\|\s*([\w-]+):?\s*(.*)$', src, re.M)}
 
 def render_readme(nb_path:Path=NBS/'index.ipynb') -> str:
     "Markdown for README.md from the index notebook: markdown cells as they are, code cells fenced with outputs"
@@ -59,7 +59,7 @@ nav.sidebar a.page.active{background:#0d6efd;color:#fff}
 main{flex:1;max-width:980px;padding:1.5rem 2.5rem;box-sizing:border-box;min-width:0}
 pre{background:#f6f8fa;padding:.7rem;border-radius:6px;overflow-x:auto;font-size:.85rem}
 code{font-size:.88em} table{border-collapse:collapse;margin:.8rem 0} th,td{border:1px solid #dee2e6;padding:.3rem .6rem}
-img{max-width:100%} .output pre{background:#fff;border-left:3px solid #dee2e6} blockquote{color:#555;border-left:4px solid #0d6efd;
+img{max-width:100%} .source-link{float:right;font-size:smaller} math[display=block]{margin:.8rem 0;font-size:1.1em} .output pre{background:#fff;border-left:3px solid #dee2e6} blockquote{color:#555;border-left:4px solid #0d6efd;
 margin-left:0;padding-left:1rem} h2{border-bottom:1px solid #eee;padding-bottom:.2rem;margin-top:2rem}
 """
 
@@ -111,6 +111,50 @@ def _quarto_ids(body:str) -> str:
         return m.group(0) if not pid or pid == hid else f'{open_}<span id="{pid}"></span>{content}{close}'
     return _HEADING.sub(add, body)
 
+_SRC_LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+)\)\{target="_blank"[^}]*\}')
+_CODE = re.compile(r'```.*?```|`[^`\n]*`', re.S)
+_MATH = re.compile(r'\$\$(.+?)\$\$|(?<![\\$\w])\$([^$\n`]+?)\$(?![\w$])', re.S)
+
+def _markdown(src:str) -> str:
+    "Quarto's markdown extensions as plain HTML: `{target=...}` link attributes, and TeX math as MathML (no MathJax)"
+    from latex2mathml.converter import convert
+    src = _SRC_LINK.sub(r'<a href="\2" target="_blank" class="source-link">\1</a>', src)
+    code = []
+    def keep(m): code.append(m.group(0)); return f'\x00{len(code)-1}\x00'
+    src = _CODE.sub(keep, src)  # no math inside code
+    def math(m):
+        block = m.group(1) is not None
+        tex = (m.group(1) if block else m.group(2)).strip()
+        try: return convert(tex, display='block' if block else 'inline')
+        except Exception as e: raise ValueError(f"Cannot render the math {tex!r}: {e}") from e
+    src = _MATH.sub(math, src)
+    return re.sub('\x00(\\d+)\x00', lambda m: code[int(m.group(1))], src)
+
+def _prepare(nb):
+    "What Quarto does with a processed notebook: front matter as title, `#|` options applied, markdown extensions"
+    fm = {}
+    for c in nb.cells:
+        if c.cell_type == 'raw' and c.source.startswith('---'): fm = yaml.safe_load(c.source.strip('-\n')) or {}
+    cells = []
+    if fm.get('title'):
+        head = f"# {fm['title']}" + (f"\n\n> {fm['description']}" if fm.get('description') else '')
+        cells.append(nbformat.v4.new_markdown_cell(head))
+    for c in nb.cells:
+        if c.cell_type == 'raw': continue
+        if c.cell_type == 'markdown': c.source = _markdown(c.source); cells.append(c); continue
+        d = _directives(c.source)
+        c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
+        for o in c.get('outputs', []):
+            if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = _markdown(''.join(o['data']['text/markdown']))
+        if d.get('output') == 'asis':  # e.g. `show_doc`: its markdown becomes part of the page
+            md = '\n\n'.join(''.join(o['data']['text/markdown']) for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {}))
+            if md: cells.append(nbformat.v4.new_markdown_cell(md))
+            continue
+        if d.get('echo') == 'false' or 'hide_input' in d: c.setdefault('metadata', {}).setdefault('tags', []).append('remove_input')
+        if c.source or c.get('outputs'): cells.append(c)
+    nb.cells = cells
+    return nb
+
 _CELL_KEYS = {'cell_type', 'source', 'metadata', 'outputs', 'execution_count', 'id', 'attachments'}
 
 def build_site(process:bool=True):
@@ -126,7 +170,9 @@ def build_site(process:bool=True):
         refresh_quarto_yml(); nbdev.doclinks._build_modidx()
         proc_nbs(NBS, n_workers=0)
     proc = ROOT/'_proc'
+    from nbconvert.preprocessors import TagRemovePreprocessor
     exporter = HTMLExporter(template_name='basic')
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags=('remove_input',)), enabled=True)
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
     side = _read_sidebar()
     pages, nbs = [], {}
@@ -146,14 +192,11 @@ def build_site(process:bool=True):
     css = CSS + HtmlFormatter(style='default').get_style_defs('.highlight') + (NBS/'styles.css').read_text()
     (DOCS/'styles.css').write_text(css)
     for href, nb in nbs.items():
-        nb.cells = [c for c in nb.cells if c.cell_type != 'raw']
-        body, _ = exporter.from_notebook_node(nb)
+        body, _ = exporter.from_notebook_node(_prepare(nb))
         body = _quarto_ids(_fix_links(body, cfg.doc_url))
         title = _title(nb) if href != 'index.html' else 'dynblocks'
         page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} – dynblocks</title>'
                 '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="styles.css">'
-                '<script>window.MathJax={tex:{inlineMath:[["$","$"]]}};</script>'
-                '<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
                 f'</head><body><div class="layout">{_sidebar(href, pages)}<main>{body}</main></div></body></html>')
         (DOCS/href).write_text(page)
     print(f'build_docs: {len(nbs)} pages in {DOCS}')
