@@ -137,15 +137,23 @@ def resume_from(learn:Learner,  # a learner built as the interrupted one was
     learn.resumed_values = st['values']
     return st['epoch'] + 1
 
-# %% ../nbs/04_callbacks.ipynb #fd1a667b
+# %% ../nbs/04_callbacks.ipynb #036f93e9
 class BranchWeights(Callback):
     "Record each `DynBlock`'s attention during validation: mean per branch, mean entropy, and mean per class"
     order = 60  # after the model's forward and the metrics; reads only
-    def __init__(self, every_epoch:bool=True):  # keep a history (else only the last validation)
-        self.every_epoch, self.history = every_epoch, []
+    def __init__(self,
+                 every_epoch:bool=True,  # keep a history (else only the last validation)
+                 fit_only:bool=True,  # only the validations of `fit` (not `get_preds`, TTA or interpretation)
+                ):
+        self.every_epoch, self.fit_only, self.history, self._in_fit = every_epoch, fit_only, [], False
+
+    def before_fit(self): self._in_fit = False  # `validate` and `get_preds` send `before_fit` too
+    def before_train(self): self._in_fit = True  # only a `fit` trains before it validates
+    def after_fit(self): self._in_fit = False
 
     def before_validate(self):
-        self.blocks = [m for m in self.learn.model.modules() if isinstance(m, DynBlock)]
+        active = self._in_fit or not self.fit_only
+        self.blocks = [m for m in self.learn.model.modules() if isinstance(m, DynBlock)] if active else []
         self.sums = None
 
     def after_batch(self):
@@ -177,7 +185,7 @@ class BranchWeights(Callback):
     @property
     def last(self): return self.history[-1] if self.history else None
 
-# %% ../nbs/04_callbacks.ipynb #fd272129
+# %% ../nbs/04_callbacks.ipynb #16255134
 @patch
 def plot_branch_weights(self:Learner,
                         fname:str|None=None,  # save the figure as this PNG
@@ -187,18 +195,18 @@ def plot_branch_weights(self:Learner,
     import matplotlib.pyplot as plt
     cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
     if cb is None or cb.last is None:
-        cb = BranchWeights(); self.validate(cbs=[cb])
+        cb = BranchWeights(fit_only=False); self.validate(cbs=[cb])
     rec, vocab = cb.last, vocab if vocab is not None else list(getattr(self.dls, 'vocab', []))
     nb = len(rec['mean'])
     fig, axs = plt.subplots(2, nb, figsize=(2.6*nb, 5.5), squeeze=False)
     for i in range(nb):
         m, pc, ent = rec['mean'][i], rec['per_class'][i], rec['entropy'][i]
-        axs[0, i].bar(range(len(m)), m.numpy()); axs[0, i].set_ylim(0, 1)
+        axs[0, i].bar(range(len(m)), m.numpy()); axs[0, i].set_ylim(0, 1); axs[0, i].set_xticks(range(len(m)))
         axs[0, i].set_title(f'block {i}: H={ent:.2f} (max {math.log(len(m)):.2f})', fontsize=8)
         axs[0, i].set_xlabel('branch', fontsize=8)
         axs[1, i].imshow(pc.numpy(), aspect='auto', cmap='viridis', vmin=0, vmax=1)
         axs[1, i].set_yticks(range(len(vocab))); axs[1, i].set_yticklabels(vocab if i == 0 else [], fontsize=7)
-        axs[1, i].set_xlabel('branch', fontsize=8)
+        axs[1, i].set_xlabel('branch', fontsize=8); axs[1, i].set_xticks(range(len(m)))
     fig.tight_layout()
     if fname: fig.savefig(fname, dpi=100)
     return fig
