@@ -3,7 +3,8 @@
     DYNBLOCKS_DATA=../shared/data python tools/run_nbs.py [nbs/03_learner.ipynb ...]
 
 Runs every cell (slow ones too: their figures come from real runs), then drops progress bars, fastai's per-epoch
-training tables, warnings and other stderr, and keeps plots, tables and printed results. Then `nbdev-clean`.
+training tables, warnings and other stderr, and keeps plots, tables and printed results. Figures are stored at most
+800 px wide with a 256-colour palette (a few tens of KiB each, not hundreds). Then `nbdev-clean`.
 """
 import re, sys, subprocess
 from pathlib import Path
@@ -31,6 +32,22 @@ def _teaches(o) -> bool:
     if not html and ('<IPython.core.display' in plain or plain.startswith('<Figure size')) and 'image/png' not in data: return False
     return True
 
+MAX_W = 800
+
+def _shrink_png(b64:str) -> str:
+    "A stored figure at most `MAX_W` px wide, on white, with a 256-colour palette (unchanged if that is not smaller)"
+    import base64, io
+    from PIL import Image
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    if im.mode == 'P' and im.width <= MAX_W: return b64  # already done
+    rgb = Image.new('RGB', im.size, 'white')
+    rgb.paste(im.convert('RGBA'), mask=im.convert('RGBA').split()[-1])
+    if rgb.width > MAX_W: rgb = rgb.resize((MAX_W, round(rgb.height*MAX_W/rgb.width)), Image.LANCZOS)
+    buf = io.BytesIO()
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, 'PNG', optimize=True)
+    res = base64.b64encode(buf.getvalue()).decode()
+    return res if len(res) < len(b64) else b64
+
 def run(nb_path: Path, execute=True):
     import os
     os.chdir(nb_path.parent)  # as nbdev-test runs them
@@ -41,6 +58,10 @@ def run(nb_path: Path, execute=True):
         outs = [o for o in c.get('outputs', []) if _teaches(o)]
         imgs = [i for i, o in enumerate(outs) if 'image/png' in o.get('data', {})]
         c.outputs = [o for i, o in enumerate(outs) if 'image/png' not in o.get('data', {}) or i == imgs[-1]]  # a figure redrawn: last
+        for o in c.outputs:
+            if 'image/png' in o.get('data', {}):
+                o['data']['image/png'] = _shrink_png(''.join(o['data']['image/png']))
+                o.get('metadata', {}).pop('image/png', None)  # the old size hint
     write_nb(nb, nb_path)
     print('ran', nb_path)
 
