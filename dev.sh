@@ -19,6 +19,8 @@ setup() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     echo "$want" > "$stamp"
   fi
+  # the docs-only show_doc renderer (tools/dynblocks_docs.py) on the venv's path, never inside the dynblocks package
+  "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/dynblocks-tools.pth", "w").write(sys.argv[1] + "\n")' "$PWD/tools"
 }
 
 check_nbs() {

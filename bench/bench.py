@@ -77,7 +77,8 @@ def bench_block(a):
 
 def bench_data(a):
     "Augmented images/s: the device-resident fast path against fastai's per-item pipeline, same policy"
-    from dynblocks.data import cifar10_dls, load_cifar10
+    from dynblocks.data import cifar10_dls
+    from dynblocks.cifar import load_cifar10
     data = load_cifar10(a.data, download=False)
     dev = torch.device(a.device)
     rows = []

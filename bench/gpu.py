@@ -59,7 +59,8 @@ def run_airbench(data, runs):
 
 def run_dynblocks(data, a, rname='fast94', epochs=None):
     from dynblocks.data import cifar10_dls
-    from dynblocks.learner import dyn_learner, recipe
+    from dynblocks.learner import dyn_learner
+    from dynblocks.recipes import recipe
     dev = torch.device(a.device)
     r = recipe(rname)
     dls = cifar10_dls(data, bs=r.bs if dev.type == 'cuda' else 100, aug=r.aug, stats=r.stats, n_train=a.n_train,
@@ -67,7 +68,7 @@ def run_dynblocks(data, a, rname='fast94', epochs=None):
     res = []
     for i in range(-1 if a.warmup else 0, a.runs):  # run -1 warms up cuDNN autotuning and compilation
         learn = dyn_learner(dls, recipe=r, seed=i if i >= 0 else 123)
-        learn.to_channels_last()
+        # channels-last: `dyn_learner` adds fastai's `ChannelsLast` callback
         if a.bf16 and dev.type == 'cuda': learn.to_bf16()
         if a.compile: learn.compile()
         _sync(dev); t = time.perf_counter()
@@ -104,7 +105,7 @@ def main(argv=None):
     p.add_argument('--skip-airbench', action='store_true')
     p.add_argument('--out', default=None, help='JSON file (default: bench/results/<what>-<device>-<date>.json)')
     a = p.parse_args(argv)
-    from dynblocks.data import load_cifar10
+    from dynblocks.cifar import load_cifar10
     data = load_cifar10(a.data, download=False)
     m = machine()
     print(f"dynblocks bench {a.what} on {m.get('gpu', m['cpu'])}, torch {m['torch']}, {m['date']}", flush=True)
@@ -119,7 +120,7 @@ def main(argv=None):
             print(f"time ratio dynblocks/airbench94: {out['time_ratio']:.2f} (target <= 2.0); "
                   f"dynblocks mean accuracy {out['dynblocks']['acc_all10000_mean']*100:.2f} % (target 94.0)")
     else:
-        from dynblocks.learner import recipe
+        from dynblocks.recipes import recipe
         out['seeds'] = {}
         for rn in a.recipes:
             r = recipe(rn)

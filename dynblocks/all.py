@@ -8,14 +8,20 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #caed57f9
+from .core import DynblocksError, MissingFileError, choice, conv_out
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info)
-from .data import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
-                            stratified_idxs, Policy, policy_params, BatchAug, ItemAug, ChannelsLast, DeviceDL, cifar10_dls,
-                            batch_flip, batch_crop, batch_affine, batch_jitter, batch_cutout)
-from .learner import (CrossEntropyKL, SchedCosAnneal, sched_cos_warmup, make_opt_func, Recipe, recipe, list_recipes,
-                               recipe_dls, dyn_learner, DistributedDeviceDL)
-from .callbacks import StopOnNanLoss, EMA, Checkpoint, resume_from, BranchWeights
-from .tune import dyn_tune, default_space, learner_from_params, OptunaPruning, save_study_plots  # Optuna itself loads on first use
+from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
+                             stratified_idxs)
+from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
+                               batch_cutout)
+from .data import Stats, stats_of, DeviceDL, cifar10_dls
+from .callbacks import StopOnNanLoss, EMA, Checkpoint, load_checkpoint, resume_from, BranchWeights
+from .optim import CrossEntropyKL, Opt, WdMode, sched_cos_anneal, sched_cos_warmup, make_opt_func
+from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls
+from .learner import dyn_learner
+from .distributed import DistributedDeviceDL
+from .train import RunConfig, resolve_data, train_run
+from .tune import dyn_tune, default_space, trial_config, save_study_plots  # Optuna itself loads on first use
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

@@ -16,5 +16,5 @@ def cifar_root(): return data_root()
 @pytest.fixture(scope='session')
 def cifar(cifar_root):
     "The real CIFAR-10 arrays, loaded once"
-    from dynblocks.data import load_cifar10
+    from dynblocks.cifar import load_cifar10
     return load_cifar10(cifar_root, download=False)

@@ -29,6 +29,9 @@ ERRORS = [
     (['train', '--resume'], '--resume needs --out'),
     (['predict', 'missing.pkl', 'x.png'], 'No exported learner'),
     (['tune', '--trials', '-3'], 'must be >= 1'),
+    (['train', '--mixup', '0.4', '--cutmix', '1'], 'cannot both be on'),
+    (['train', '--width', '1e4'], '`width` must be a finite number in'),
+    (['train', '--from-study', 'x', '--storage', 'sqlite:////no/such/dir/s.db'], ''),
 ]
 
 @pytest.mark.parametrize('args,msg', [ERRORS[0], ERRORS[4]])  # a parser error and a run-time one, as a user sees them
@@ -63,6 +66,22 @@ def test_train_sample_then_predict(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     name, cls, prob = r.stdout.strip().split('\t')
     assert name == str(png) and 0 <= float(prob) <= 1
+
+def test_train_without_dynamic_blocks_and_without_a_terminal(tmp_path):
+    "se_resnet trains to the end (no branch-weight plot); off a terminal, one line per epoch and no progress bars"
+    out = tmp_path/'se'
+    e = {k: v for k, v in os.environ.items() if k != 'CI'}  # not --quiet, not CI: only the missing TTY decides
+    r = subprocess.run([str(EXE), 'train', '--data', 'sample', '--epochs', '2', '--arch', 'se_resnet', '--width', '0.25',
+                        '--bs', '100', '--out', str(out)], capture_output=True, text=True, env=e, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out/'model.pkl').exists() and not (out/'branch_weights.png').exists()
+    assert '\r' not in r.stdout and len(r.stdout.splitlines()) <= 6, r.stdout  # header, banner, 2 epochs, result
+    assert r.stdout.splitlines()[1].split()[:2] == ['epoch', 'train_loss']
+
+def test_fp16_and_bf16_are_one_setting():
+    from dynblocks.cli import make_parser
+    assert make_parser().parse_args(['train', '--fp16', '--bf16']).precision == 'bf16'  # the last one, not two callbacks
+    assert make_parser().parse_args(['train', '--precision', 'fp16']).precision == 'fp16'
 
 def test_train_real_subset(tmp_path, cifar_root):
     r = run('train', '--data', str(cifar_root), '--n-train', '500', '--epochs', '1', '--arch', 'dyn_tiny',

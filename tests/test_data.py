@@ -2,8 +2,8 @@
 import pickle, shutil
 import numpy as np, pytest, torch
 from PIL import Image
-from dynblocks.data import (load_cifar10, save_cifar10, find_cifar10, cifar10_dls, stratified_idxs, CIFAR10_CLASSES,
-                            sample_path)
+from dynblocks.cifar import load_cifar10, save_cifar10, find_cifar10, stratified_idxs, CIFAR10_CLASSES, sample_path
+from dynblocks.data import cifar10_dls
 
 @pytest.fixture(scope='module')
 def real_small(cifar):

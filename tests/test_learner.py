@@ -7,7 +7,8 @@ from fastai.callback.all import (MixUp, CutMix, GradientClip, GradientAccumulati
 from fastai.interpret import ClassificationInterpretation
 from fastai.learner import load_learner
 from dynblocks.data import cifar10_dls
-from dynblocks.learner import dyn_learner, recipe, list_recipes, recipe_dls
+from dynblocks.learner import dyn_learner
+from dynblocks.recipes import recipe, list_recipes, recipe_dls
 from dynblocks.callbacks import BranchWeights
 
 @pytest.fixture(scope='module')
@@ -92,12 +93,14 @@ def test_save_load(dls, tmp_path):
     learn.model.eval(); other.model.eval()
     torch.testing.assert_close(learn.model(x), other.model(x))
 
-def test_channels_last_and_compile_idempotent(dls):
-    learn = tiny(dls).to_channels_last().to_channels_last()
+def test_channels_last_and_compile(dls):
+    "fastai's ChannelsLast (added once by dyn_learner) and PyTorch's in-place compile, which keeps parameter names"
+    learn = tiny(dls)
     assert sum(type(c).__name__ == 'ChannelsLast' for c in learn.cbs) == 1
-    learn.compile(backend='aot_eager').compile(backend='aot_eager')
+    learn.model.compile(backend='aot_eager')
     fitted(learn)
-    assert 'model.body' not in str(list(learn.model.state_dict())[:1])  # names unchanged by compile
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in learn.model.parameters() if p.ndim == 4)
+    assert list(learn.model.state_dict())[0].startswith('body.'), list(learn.model.state_dict())[:2]
 
 def test_branch_weights(dls, tmp_path):
     learn = fitted(tiny(dls, cbs=BranchWeights()), 2)
@@ -124,6 +127,19 @@ def test_seed_makes_cpu_runs_repeatable(cifar):
 
 def test_errors(dls):
     with pytest.raises(ValueError, match='has 10 classes'): dyn_learner(dls, 'dyn_tiny', n_out=3)
-    with pytest.raises(ValueError, match='valid models'): dyn_learner(dls, 'resnet50')
-    with pytest.raises(ValueError, match='valid recipes'): dyn_learner(dls, recipe='seed9')
+    with pytest.raises(ValueError, match="Unknown model 'resnet50'"): dyn_learner(dls, 'resnet50')
+    with pytest.raises(ValueError, match="Unknown recipe 'seed9'"): dyn_learner(dls, recipe='seed9')
     with pytest.raises(ValueError, match='no labels'): dyn_learner(dls.test_dl([dls.valid_ds[0][0]]))
+
+def test_one_default_for_every_path():
+    "dyn_learner, dynblocks train and dyn_tune trials all take their defaults from recipe('default')"
+    from dynblocks.train import RunConfig
+    from dynblocks.tune import trial_config
+    from dynblocks.cli import make_parser, config_from_args
+    d = recipe('default')
+    cli = config_from_args(make_parser().parse_args(['train'])).resolved()
+    trial = trial_config(RunConfig(), {}).resolved()
+    assert (cli.arch, cli.lr, cli.opt, cli.wd, cli.epochs) == (trial.arch, trial.lr, trial.opt, trial.wd, trial.epochs) == \
+           (d.arch, d.lr, d.opt, d.wd, d.epochs)
+    import inspect
+    assert inspect.signature(dyn_learner).parameters['recipe'].default == 'default'

@@ -8,7 +8,7 @@ fastai's `train/<class>/` and `test/<class>/` layout, so the sample loads throug
 """
 import sys, shutil
 from pathlib import Path
-from dynblocks.data import _load_pickles, stratified_idxs, save_cifar10
+from dynblocks.cifar import _load_pickles, stratified_idxs, save_cifar10
 
 src = Path(sys.argv[1])
 d = _load_pickles(src)
