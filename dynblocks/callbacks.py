@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from fastcore.basics import patch
+from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import TerminateOnNaNCallback
@@ -123,6 +124,13 @@ def _set_rng_state(st:dict):
     torch.set_rng_state(st['torch'].cpu())
     if st['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
+def _plain(o):
+    "`o` with fastcore `L`s as lists and NumPy scalars as numbers, so `torch.load(weights_only=True)` reads it (fastai's optimiser state holds `L`s)"
+    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, L)): return [_plain(v) for v in o]
+    if isinstance(o, np.generic): return o.item()  # fastai's schedulers set NumPy floats
+    return o
+
 def _loaders(dls): return [getattr(dl, 'dl', dl) for dl in dls.loaders]  # the loader inside a `DistributedDL`
 
 def _stateful(objs): return [o for o in objs if callable(getattr(type(o), 'state_dict', None))]
@@ -152,7 +160,7 @@ class Checkpoint(Callback):
         if self.epoch < self.start_epoch or rank_distrib(): return  # in distributed training, rank 0 saves
         fn = self.learn.path/self.fname
         cbs = {cb.name: cb.state_dict() for cb in _stateful(self.learn.cbs) if cb is not self}
-        st = dict(model=get_model(self.learn.model).state_dict(), opt=self.learn.opt.state_dict(), epoch=self.epoch,
+        st = dict(model=get_model(self.learn.model).state_dict(), opt=_plain(self.learn.opt.state_dict()), epoch=self.epoch,
                   n_epoch=self.n_epoch, values=[list(map(float, v)) for v in self.learn.recorder.values],
                   rng=_rng_state(), dls=_dls_state(self.learn.dls), cbs=cbs, config=self.config)
         tmp = fn.with_name(fn.name + '.tmp')
