@@ -8,12 +8,12 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #caed57f9
-from .core import DynblocksError, MissingFileError, choice, conv_out
+from .core import DynblocksError, MissingFileError, choice, conv_out, mask_url
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info)
 from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
-                             stratified_idxs)
+                             stratified_idxs, read_image, MAX_PIXELS)
 from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
                                batch_cutout)
 from .data import Stats, stats_of, DeviceDL, cifar10_dls
@@ -23,5 +23,6 @@ from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_d
 from .learner import dyn_learner
 from .distributed import DistributedDeviceDL
 from .train import RunConfig, resolve_data, train_run
+from .export import save_model, load_model, fit_image, predict_files, load_export
 from .tune import dyn_tune, default_space, trial_config, save_study_plots  # Optuna itself loads on first use
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

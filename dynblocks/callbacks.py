@@ -31,13 +31,14 @@ class StopOnNanLoss(TerminateOnNaNCallback):
     def before_fit(self): self.good, self.nan_stopped = copy.deepcopy(get_model(self.learn.model).state_dict()), False
     def after_epoch(self): self.good = copy.deepcopy(get_model(self.learn.model).state_dict())
     def after_batch(self):
-        try: super().after_batch()
-        except CancelFitException:
-            get_model(self.learn.model).load_state_dict(self.good)
-            self.nan_stopped = True
-            warnings.warn(f"Loss became {self.learn.loss.item()} at epoch {self.epoch}, batch {self.iter}: training stopped "
-                          "and the weights of the last finished epoch restored. Lower the learning rate or clip gradients.")
-            raise
+        # fastai's test (`if isinf(loss) or isnan(loss)`) fails on the per-item losses `get_preds` computes, so the test is
+        # here, on training batches, where fastai's callback means it
+        if not self.training or torch.isfinite(self.learn.loss).all(): return
+        get_model(self.learn.model).load_state_dict(self.good)
+        self.nan_stopped = True
+        warnings.warn(f"Loss became {self.learn.loss.item()} at epoch {self.epoch}, batch {self.iter}: training stopped "
+                      "and the weights of the last finished epoch restored. Lower the learning rate or clip gradients.")
+        raise CancelFitException()
 
 # %% ../nbs/06_callbacks.ipynb #4e2a00a1
 class EMA(Callback):
@@ -175,7 +176,7 @@ def load_checkpoint(fn,  # a file written by `Checkpoint`
     if not fn.exists(): raise MissingFileError(f"No checkpoint at {fn} to resume from; run without resuming first.")
     try: return torch.load(fn, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise DynblocksError(f"{fn} is not a readable dynblocks checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+        raise DynblocksError(f"{fn} is not a readable dynblocks checkpoint ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                              "delete it to start the run again.") from e
 
 def resume_from(learn:Learner,  # a learner built as the interrupted one was

@@ -14,8 +14,8 @@ from fastai.data.external import URLs, untar_data
 from .core import DynblocksError, MissingFileError
 
 # %% auto #0
-__all__ = ['CIFAR10_CLASSES', 'CIFAR10_STATS', 'HALF_STATS', 'find_cifar10', 'sample_path', 'load_cifar10', 'save_cifar10',
-           'stratified_idxs']
+__all__ = ['CIFAR10_CLASSES', 'CIFAR10_STATS', 'HALF_STATS', 'MAX_PIXELS', 'find_cifar10', 'sample_path', 'read_image',
+           'load_cifar10', 'save_cifar10', 'stratified_idxs']
 
 # %% ../nbs/03_cifar.ipynb #b8f641ac
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -74,20 +74,35 @@ def sample_path() -> Path:
 # %% ../nbs/03_cifar.ipynb #b72187f1
 def _str_keys(d): return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
+class _CifarUnpickler(pickle.Unpickler):
+    "Unpickles only what the official batches hold (dicts, lists, bytes, str, numbers, NumPy arrays): nothing that runs code"
+    _ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
+                ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar')}
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR-10 batch holds (refused: unpickling it could run code)")
+
+def _unpickle(fn:Path):
+    "The contents of a CIFAR-10 pickle file, read with `_CifarUnpickler`"
+    try:
+        with open(fn, 'rb') as f: return _CifarUnpickler(f, encoding='latin1').load()
+    except Exception as e:
+        raise DynblocksError(f"{fn} is not a readable CIFAR-10 pickle ({type(e).__name__}: {e}); replace it with the official "
+                             "download.") from e
+
 def _read_pickle(fn:Path):
     "`(data, labels)` of one CIFAR-10 pickle batch, checked"
     if not fn.exists(): raise MissingFileError(f"Missing CIFAR-10 batch {fn}.")
-    try:
-        with open(fn, 'rb') as f: d = pickle.load(f, encoding='latin1')
-    except Exception as e: raise DynblocksError(f"{fn} is not a readable CIFAR-10 pickle ({type(e).__name__}: {e}).") from e
+    d = _unpickle(fn)
     if not isinstance(d, dict): raise DynblocksError(f"{fn} holds a {type(d).__name__}, not a CIFAR-10 batch dict.")
     d = _str_keys(d)
     for k in ('data', 'labels'):
-        if k not in d: raise DynblocksError(f"{fn} has no {k!r} key (keys: {sorted(d)}); is it a CIFAR-10 batch?")
-    x, y = np.asarray(d['data']), np.asarray(d['labels'], dtype=np.int64)
+        if k not in d: raise DynblocksError(f"{fn} has no {k!r} key (keys: {sorted(map(str, d))}); is it a CIFAR-10 batch?")
+    try: x, y = np.asarray(d['data']), np.asarray(d['labels'], dtype=np.int64)
+    except (TypeError, ValueError) as e: raise DynblocksError(f"{fn}: 'labels' must be a list of integers ({e}).") from e
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
         raise DynblocksError(f"{fn}: 'data' must be uint8 of shape (N, 3072), got {x.dtype} {x.shape}.")
-    if len(y) != len(x): raise DynblocksError(f"{fn}: {len(x)} images but {len(y)} labels.")
+    if y.ndim != 1 or len(y) != len(x): raise DynblocksError(f"{fn}: {len(x)} images but {y.size} labels.")
     if len(y) and (y.min() < 0 or y.max() > 9): raise DynblocksError(f"{fn}: labels must be in 0..9, got {y.min()}..{y.max()}.")
     return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
 
@@ -95,31 +110,57 @@ def _load_pickles(p:Path):
     classes = CIFAR10_CLASSES
     meta = p/'batches.meta'
     if meta.exists():
-        with open(meta, 'rb') as f: m = pickle.load(f, encoding='latin1')
+        m = _unpickle(meta)
         names = _str_keys(m).get('label_names') if isinstance(m, dict) else None
-        if not names or len(names) != 10: raise DynblocksError(f"{meta} has no list of 10 'label_names'.")
-        classes = tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+        ok = isinstance(names, (list, tuple)) and len(names) == 10 and all(isinstance(n, (str, bytes)) and n for n in names)
+        if ok: names = [n.decode('latin1') if isinstance(n, bytes) else n for n in names]
+        if not ok or len(set(names)) != 10:
+            raise DynblocksError(f"{meta} must hold 'label_names': 10 different non-empty names, got {names!r:.200}; "
+                                 "replace it with the official file, or delete it to use the official names.")
+        classes = tuple(names)
     else: warnings.warn(f"{meta} is missing; using the official CIFAR-10 class names.")
     parts = [_read_pickle(p/f'data_batch_{i}') for i in range(1, 6)]
     xtr, ytr = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
     xte, yte = _read_pickle(p/'test_batch')
     return dict(train=(xtr, ytr), test=(xte, yte), classes=classes)
 
-def _read_image(fn:Path, size=32):
+MAX_PIXELS = 4096*4096  # the largest image dynblocks decodes (its size is read from the header first)
+
+def _to_rgb(im:Image.Image) -> Image.Image:
+    "RGB as the training data are: 16-bit grey scaled to 8 bits, transparency onto black, grey, CMYK and palette converted"
+    if im.mode.startswith('I') or im.mode == 'F':  # 16- or 32-bit grey: `convert('L')` would clip it to white
+        a = np.asarray(im).astype(np.float64)
+        top = (1. if a.max() <= 1 else 255.) if im.mode == 'F' else 65535.
+        im = Image.fromarray(np.clip(a/top*255, 0, 255).round().astype(np.uint8), 'L')
+    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
+        im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(bg, im)  # transparent pixels become black, as `convert('RGB')` does
+    return im if im.mode == 'RGB' else im.convert('RGB')
+
+def read_image(fn:str|Path,  # an image file (PNG, JPEG, BMP, GIF, WebP, TIFF)
+               size:int|None=None,  # required height and width (`None`: any)
+               max_pixels:int=MAX_PIXELS,  # refuse larger images before decoding them
+              ) -> np.ndarray:
+    "An image file as RGB `uint8` (H, W, 3), converted as the training data were; a clear error for anything unreadable"
     try:
-        with Image.open(fn) as im:
-            im.load()
-            if im.mode != 'RGB':
-                if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
-                    im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255))
-                    im = Image.alpha_composite(bg, im)  # transparent pixels become black, as `convert('RGB')` does
-                im = im.convert('RGB')
-            a = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DynblocksError(f"Cannot read image {fn}: {e}. Delete or replace the file.") from e
-    if a.shape[:2] != (size, size):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # our own, lower limit is checked below
+            with Image.open(fn) as im:
+                w, h = im.size  # from the header: nothing is decoded yet
+                if w*h > max_pixels:
+                    raise DynblocksError(f"{fn} is {w}×{h} pixels, more than dynblocks decodes ({max_pixels:,}); shrink it first.")
+                im.load()
+                a = np.asarray(_to_rgb(im))
+    except DynblocksError: raise
+    except Image.DecompressionBombError as e:
+        raise DynblocksError(f"{fn} is too large to decode safely ({e}); shrink it first.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DynblocksError(f"Cannot read image {fn}: {type(e).__name__}: {e}. Delete or replace the file.") from e
+    if size is not None and a.shape[:2] != (size, size):
         raise DynblocksError(f"{fn} is {a.shape[1]}×{a.shape[0]}; CIFAR-10 images must be {size}×{size}. Resize or remove it.")
     return a
+
+def _read_image(fn:Path, size=32): return read_image(fn, size)
 
 def _load_folders(p:Path):
     splits, classes = {}, None

@@ -10,7 +10,7 @@ import difflib
 from enum import Enum
 
 # %% auto #0
-__all__ = ['DynblocksError', 'MissingFileError', 'choice', 'unknown', 'conv_out']
+__all__ = ['DynblocksError', 'MissingFileError', 'choice', 'unknown', 'mask_url', 'conv_out']
 
 # %% ../nbs/00_core.ipynb #afcd7c6a
 class DynblocksError(ValueError):
@@ -39,6 +39,16 @@ def unknown(what:str,  # the kind of thing, e.g. 'model'
     close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
     raise DynblocksError(f"Unknown {what} {name!r}; valid: {', '.join(map(str, valid))}.{hint}")
+
+# %% ../nbs/00_core.ipynb #d67a1f26
+def mask_url(url:str|None,  # e.g. a storage URL of Optuna
+            ) -> str|None:
+    "`url` with its password replaced by `***`"
+    if not url or '://' not in url or '@' not in url: return url
+    from urllib.parse import urlsplit
+    try: pw = urlsplit(url).password
+    except ValueError: pw = None
+    return url.replace(f':{pw}@', ':***@', 1) if pw else url
 
 # %% ../nbs/00_core.ipynb #6756613d
 def conv_out(size:int,  # input height (= width)

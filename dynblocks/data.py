@@ -128,6 +128,9 @@ def cifar10_dls(path:str|Path|None=None,  # data folder (see `find_cifar10`), or
         (xtr, ytr), (xva, yva) = (xtr[ti], ytr[ti]), (xtr[vi], ytr[vi])
     if n_train is not None:
         i = stratified_idxs(ytr, n_train, seed); xtr, ytr = xtr[i], ytr[i]
+    if len(xtr) < bs:
+        raise DynblocksError(f"The training set has {len(xtr)} images, fewer than one batch of {bs}: lower the batch size "
+                             "(--bs) or train on more images.")
     if n_valid is not None:
         if not 0 < n_valid <= len(xva): raise DynblocksError(f"`n_valid` must be in 1..{len(xva)}, got {n_valid}.")
         xva, yva = xva[:n_valid], yva[:n_valid]

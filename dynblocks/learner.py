@@ -35,9 +35,9 @@ __all__ = ['dyn_learner']
 def _one_group(m): return [list(m.parameters())]
 
 def _peek(dls):
-    "(whether `dls` yields labels, input channels) from one batch"
+    "(whether `dls` yields labels, input channels, input size) from one batch"
     b = dls.one_batch()
-    return getattr(dls, 'n_inp', 1) < len(b), b[0].shape[1]
+    return getattr(dls, 'n_inp', 1) < len(b), b[0].shape[1], b[0].shape[-1]
 
 def _precision_cb(precision, device):
     "fastai's `MixedPrecision` for `precision` where it works (a CUDA device), else `None` and a warning"
@@ -66,7 +66,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                 nan_guard:bool=True,  # stop on a non-finite loss with the last good weights (`StopOnNanLoss`)
                 **kwargs):
     "A fastai `Learner` for a dynamic-block model with a recipe, inferring classes and channels from `dls`"
-    labelled, n_in = _peek(dls)
+    labelled, n_in, size = _peek(dls)
     if not labelled: raise DynblocksError("`dls` yields no labels (a test DataLoader?); build training DataLoaders "
                                           "with labels, e.g. `cifar10_dls()`.")
     c = getattr(dls, 'c', None)
@@ -97,6 +97,8 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                     **kwargs)
     learn.recorder.train_metrics = True
     learn.recipe = r
+    learn.model_meta = None if isinstance(arch, nn.Module) else \
+        dict(arch=arch, model_kw=dict(model_kw or {}), n_in=n_in, n_out=n_out, size=size)  # what `save_model` records
     return learn
 
 # %% ../nbs/09_learner.ipynb #31af3133

@@ -6,7 +6,8 @@ Docs: https://dynblocks.github.io/dynblocks/train.html.md"""
 
 # %% ../nbs/11_train.ipynb #98bc5fa2
 from __future__ import annotations
-import json, math, os, platform, sys, time
+import json, math, os, platform, socket, sys, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import torch
@@ -24,10 +25,11 @@ from .data import cifar10_dls
 from .callbacks import Checkpoint, BranchWeights, resume_from, load_checkpoint
 from .recipes import Recipe, Precision, recipe as get_recipe
 from .learner import dyn_learner
+from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
 # %% auto #0
-__all__ = ['RunConfig', 'resolve_data', 'train_run']
+__all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
 _FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls')  # `RunConfig` fields that override the recipe's
@@ -123,12 +125,40 @@ def _write_artifacts(learn, out, names, vals, summary, say):
         write(tmp); tmp.replace(out/name)
     atomic('history.csv', lambda f: f.write_text(','.join(['epoch'] + names) + '\n' +
                                                  ''.join(f"{i},{','.join(f'{x:.6g}' for x in v)}\n" for i, v in enumerate(vals))))
-    atomic('model.pkl', learn.export)
+    save_model(learn, out)  # model.safetensors + model.json: the format that is safe to open anywhere
+    atomic('model.pkl', learn.export)  # fastai's pickle export: open it only if you trust its source
     atomic('summary.json', lambda f: f.write_text(json.dumps(summary, indent=2)))
     import matplotlib.pyplot as plt
     atomic('training.png', learn.plot_training); plt.close('all')
     if any(isinstance(m, DynBlock) for m in learn.model.modules()):
         atomic('branch_weights.png', learn.plot_branch_weights); plt.close('all')
+
+RUN_FILES = ('checkpoint.pth', 'model.json', 'model.safetensors', 'model.pkl', 'summary.json', 'history.csv')
+
+@contextmanager
+def _run_lock(out:Path):
+    "Hold `out/.lock` (the `filelock` package) for the run: a second run into the same folder fails at once, naming the holder"
+    from filelock import FileLock, Timeout
+    lock, holder = FileLock(out/'.lock'), out/'.lock-holder'
+    try: lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text().strip() if holder.exists() else 'another process'
+        raise DynblocksError(f"{out} is in use by another run ({who}); wait for it to finish or choose another --out.") from None
+    try:
+        holder.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        yield
+    finally:
+        holder.unlink(missing_ok=True); lock.release()
+
+def _check_out(out:Path, resume:bool, overwrite:bool):
+    "The run-folder rules: a folder, and a used one only with `resume` or `overwrite`"
+    if out.exists() and not out.is_dir(): raise DynblocksError(f"--out {out} is a file; name a folder.")
+    used = [f for f in RUN_FILES if (out/f).exists()]
+    if used and not (resume or overwrite):
+        raise DynblocksError(f"{out} already holds a run ({', '.join(used)}): continue it with --resume, replace it with "
+                             "--overwrite, or choose another --out.")
+    if resume and not (out/'checkpoint.pth').exists():
+        raise DynblocksError(f"No checkpoint in {out} to resume from; start the run without --resume.")
 
 def train_run(cfg:RunConfig,  # what to train
               data:dict|None=None,  # CIFAR-10 arrays from `load_cifar10` (default: read what `cfg.data` names)
@@ -136,25 +166,39 @@ def train_run(cfg:RunConfig,  # what to train
               resume:bool=False,  # continue the run in `cfg.out` from its last checkpoint
               log:bool=True,  # print what the run does (only rank 0 ever prints)
               bars:bool|None=None,  # fastai's progress bars (default: on a terminal only; else one line per epoch)
-             ) -> Learner:
-    "Train what `cfg` says; returns the `Learner`, with the run's summary in `learn.run_summary`"
+              overwrite:bool=False,  # replace a run already in `cfg.out`
+             ) -> Learner|None:
+    "Train what `cfg` says; returns the `Learner` (summary in `learn.run_summary`), or `None` for a finished run resumed"
+    out = Path(cfg.out).absolute() if cfg.out else None
+    if out is None or rank_distrib() != 0: return _train_run(cfg, data, cbs, resume, log, bars)
+    _check_out(out, resume, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    with _run_lock(out):
+        if overwrite and not resume:
+            for f in RUN_FILES + ('lr_find.png', 'training.png', 'branch_weights.png'): (out/f).unlink(missing_ok=True)
+        return _train_run(cfg, data, cbs, resume, log, bars)
+
+def _train_run(cfg, data, cbs, resume, log, bars):
     main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
     say = _print if (main and log) else (lambda *a: None)
     if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     r = cfg.resolved()
     out = Path(cfg.out).absolute() if cfg.out else None
     if resume and out is None: raise DynblocksError("Resuming needs the run folder: pass --out (`RunConfig.out`).")
-    if out is not None and out.exists() and not out.is_dir(): raise DynblocksError(f"--out {out} is a file; name a folder.")
     if resume:
-        saved = load_checkpoint(out/'checkpoint.pth').get('config') or {}
+        ck = load_checkpoint(out/'checkpoint.pth')
+        saved = ck.get('config') or {}
         diff = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k in saved and k not in ('out', 'lr_find') and saved[k] != v}
-        if diff: raise DynblocksError("The run in {} was started with other options: {}; resume with the same ones.".format(
-            out, ', '.join(f'{k}={a!r} (now {b!r})' for k, (a, b) in diff.items())))
+        if diff: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with "
+            "(`--resume` alone reads them from its checkpoint); for other ones, start a new run in another --out.".format(
+            out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in diff.items())))
+        if ck['epoch'] + 1 >= ck['n_epoch'] and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json')):
+            say(f"the run in {out} is complete ({ck['n_epoch']} of {ck['n_epoch']} epochs): nothing to do, its files are as they were")
+            return None
     if data is None: path, desc = resolve_data(cfg.data)
     else: path, desc = data, 'CIFAR-10 arrays'
     procs = f" in {num_distrib()} processes (batch size {r.bs} each)" if num_distrib() > 1 else ''
     say(f"dynblocks train: {r.arch} ({r.name} recipe) on {desc}{procs}")
-    if main and out is not None: out.mkdir(parents=True, exist_ok=True)
     dls = cifar10_dls(path, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=cfg.n_train, n_valid=cfg.n_valid,
                       seed=cfg.seed, download=cfg.data == 'cifar10')
     extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
@@ -176,8 +220,9 @@ def train_run(cfg:RunConfig,  # what to train
     if start: say(f"resuming from the checkpoint after epoch {start} of {r.epochs}")
     fit_cbs = [Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else []
     t0 = time.time()
-    with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
-        learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
+    if start < r.epochs:  # a finished run whose artifacts were lost only writes them again
+        with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
+            learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
     wall = time.time() - t0
     names = list(learn.recorder.metric_names[1:-1])
     vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]

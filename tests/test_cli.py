@@ -27,11 +27,11 @@ ERRORS = [
     (['train', '--lr', 'fast'], "'fast' is not a number"),
     (['train', '--data', '/no/such/folder'], 'does not exist'),
     (['train', '--resume'], '--resume needs --out'),
-    (['predict', 'missing.pkl', 'x.png'], 'No exported learner'),
+    (['predict', 'missing', 'x.png'], 'No image at x.png'),
     (['tune', '--trials', '-3'], 'must be >= 1'),
     (['train', '--mixup', '0.4', '--cutmix', '1'], 'cannot both be on'),
     (['train', '--width', '1e4'], '`width` must be a finite number in'),
-    (['train', '--from-study', 'x', '--storage', 'sqlite:////no/such/dir/s.db'], ''),
+    (['train', '--from-study', 'x', '--storage', 'sqlite:////no/such/dir/s.db'], 'Cannot open the storage sqlite:////no/such/dir/s.db'),
 ]
 
 @pytest.mark.parametrize('args,msg', [ERRORS[0], ERRORS[4]])  # a parser error and a run-time one, as a user sees them
@@ -62,10 +62,14 @@ def test_train_sample_then_predict(tmp_path):
     assert (out/'history.csv').exists() and (out/'training.png').exists()
     png = tmp_path/'img.png'
     Image.new('RGB', (32, 32), (200, 30, 30)).save(png)
-    r = run('predict', str(out/'model.pkl'), str(png))
+    r = run('predict', str(out), str(png))  # the run folder: its safe model.json + model.safetensors
     assert r.returncode == 0, r.stderr[-2000:]
     name, cls, prob = r.stdout.strip().split('\t')
     assert name == str(png) and 0 <= float(prob) <= 1
+    r2 = run('predict', str(out/'model.pkl'), str(png))
+    assert r2.returncode == 2 and 'opening it can run code' in r2.stderr and '--unsafe-pickle' in r2.stderr, r2.stderr
+    r2 = run('predict', str(out/'model.pkl'), str(png), '--unsafe-pickle')  # the user's own file: opt in
+    assert r2.returncode == 0 and r2.stdout.split('\t')[1] == cls and abs(float(r2.stdout.split('\t')[2]) - float(prob)) < 2e-3
 
 def test_train_without_dynamic_blocks_and_without_a_terminal(tmp_path):
     "se_resnet trains to the end (no branch-weight plot); off a terminal, one line per epoch and no progress bars"

@@ -2,6 +2,7 @@
 import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
+from dynblocks.core import DynblocksError
 
 optuna = pytest.importorskip('optuna')
 EXE = Path(sys.executable).parent/'dynblocks'
@@ -56,4 +57,4 @@ def test_killed_worker_trial_is_failed_and_study_resumes(tmp_path, cifar_root):
 def test_without_optuna_names_the_extra(monkeypatch):
     import dynblocks.tune as t
     monkeypatch.setitem(sys.modules, 'optuna', None)
-    with pytest.raises(ImportError, match=r"pip install 'dynblocks\[tune\]'"): t.dyn_tune(n_trials=1)
+    with pytest.raises(DynblocksError, match=r"pip install 'dynblocks\[tune\]'"): t.dyn_tune(n_trials=1)
