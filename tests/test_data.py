@@ -57,7 +57,7 @@ def test_seed_repeatable_and_stratified(cifar):
 def test_valid_fraction_and_exact_test(cifar):
     d = cifar10_dls(cifar, valid=0.1, n_valid=None, bs=500, aug='none')
     assert len(d.train_ds) == 45000 and len(d.valid_ds) == 5000
-    d = cifar10_dls(cifar, n_train=100, n_valid=1000, bs=500, aug='none')
+    d = cifar10_dls(cifar, n_train=500, n_valid=1000, bs=500, aug='none')
     assert len(d.valid_ds) == 1000  # test_batch[:1000], the exact images
 
 @pytest.mark.parametrize('policy', ['none', 'crop_flip', 'seed000', 'seed003', 'airbench'])
