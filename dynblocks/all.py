@@ -18,7 +18,7 @@ from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batc
                                batch_cutout)
 from .data import Stats, stats_of, DeviceDL, cifar10_dls
 from .callbacks import StopOnNanLoss, EMA, Checkpoint, load_checkpoint, resume_from, BranchWeights
-from .optim import CrossEntropyKL, Opt, WdMode, sched_cos_anneal, sched_cos_warmup, make_opt_func
+from .optim import CrossEntropyKL, Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, Opt, WdMode, make_opt_func
 from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls
 from .learner import dyn_learner
 from .distributed import DistributedDeviceDL

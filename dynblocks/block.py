@@ -23,9 +23,10 @@ class Impl(str, Enum):
     aggregate = 'aggregate'
 
 class Pos(str, Enum):
-    "Where a `DynBlock` puts its norm or activation: in every `branch`, `after` the weighted sum, or `none`"
+    "Where a `DynBlock` puts its norm or activation: in every `branch`, `after` the weighted sum, `after_add` (after the residual add), or `none`"
     branch = 'branch'
     after = 'after'
+    after_add = 'after_add'
     none = 'none'
 
 # %% ../nbs/01_block.ipynb #89b3fb74
@@ -53,8 +54,8 @@ class DynBlock(nn.Module):
                  ks:int|list=3,  # kernel size, or one per branch (odd sizes, e.g. [3, 5])
                  stride:int=1,  # stride of every branch's conv
                  padding:int|None=None,  # padding of the largest kernel; `None` keeps the size ('same')
-                 norm:str='branch',  # BatchNorm in every 'branch', 'after' the sum, or 'none'
-                 act:str='branch',  # activation in every 'branch', 'after' the sum, or 'none'
+                 norm:str='branch',  # BatchNorm in every 'branch', 'after' the sum, 'after_add' (after the residual add), or 'none'
+                 act:str='branch',  # activation in every 'branch', 'after' the sum, 'after_add', or 'none'
                  act_cls:type=nn.ReLU,  # activation class, e.g. `nn.ReLU`, `nn.LeakyReLU`, `nn.GELU`
                  drop:float=0.,  # dropout probability in every branch (after the activation)
                  pool:bool=False,  # 2×2 max-pool at the end of every branch
@@ -88,7 +89,7 @@ class DynBlock(nn.Module):
         self.register_buffer('mask', mask.reshape(L*nf, 1, self.kmax, self.kmax), persistent=False)
         self.mixed = len(set(self.ks)) > 1
         self.bn = nn.BatchNorm2d(L*nf) if self.norm == Pos.branch else None  # one BN over L·nf = L per-branch BNs
-        self.post_bn = nn.BatchNorm2d(nf) if self.norm == Pos.after else None
+        self.post_bn = nn.BatchNorm2d(nf) if self.norm in (Pos.after, Pos.after_add) else None
         self.act_fn = act_cls() if self.act != Pos.none else None
         self.attn = nn.Linear(ni, L)  # mean_hw(x) -> branch logits
         self.shortcut = self._make_shortcut() if residual else None
@@ -191,9 +192,11 @@ class DynBlock(nn.Module):
         if self._impl == Impl.reference: y = self._forward_reference(x, a)
         elif self._impl == Impl.aggregate and not (self.bn is not None and self.training): y = self._forward_aggregate(x, a)
         else: y = self._forward_fused(x, a)
-        if self.post_bn is not None: y = self.post_bn(y)
+        if self.norm == Pos.after: y = self.post_bn(y)
         if self.act == Pos.after: y = self.act_fn(y)
         if self.shortcut is not None: y = y + self.shortcut(x)
+        if self.norm == Pos.after_add: y = self.post_bn(y)
+        if self.act == Pos.after_add: y = self.act_fn(y)
         return y
 
 # %% ../nbs/01_block.ipynb #01a38b3c
@@ -235,11 +238,13 @@ def impl_sweep():
     return [
         dict(n_branches=4, ks=3),  # 000: conv-BN-ReLU
         dict(n_branches=4, ks=3, residual=True),  # 000 with residual projection
-        dict(n_branches=2, ks=5),  # 001 block 2: k5 p2
+        dict(n_branches=2, ks=5, stride=2),  # 001 block 2: k5, padding 2, stride 2
         dict(n_branches=2, ks=3, padding=0),  # padding that reduces the size
         dict(n_branches=3, ks=[3, 5, 3], residual=True),  # mixed kernel sizes
         dict(n_branches=2, ks=[1, 3], stride=2, residual=True),  # stride 2 with projection
-        dict(n_branches=3, ks=3, act_cls=nn.LeakyReLU, residual=True),  # 003
+        dict(n_branches=3, ks=3, norm='after_add', act='after_add', act_cls=nn.LeakyReLU, residual=True),  # 003: BN, LeakyReLU after the add
+        dict(n_branches=3, ks=3, norm='after_add', act='after_add', residual=True, stride=2),  # 003's block with a strided projection
+        dict(n_branches=3, ks=3, act_cls=nn.LeakyReLU, residual=True),  # 003's block before dynblocks read it as written
         dict(n_branches=6, ks=3, norm='after', act='branch', drop=0.1, pool=True),  # 004
         dict(n_branches=4, ks=3, norm='after', act='after', residual=True),  # linear branches, BN after
         dict(n_branches=4, ks=[3, 5, 5, 3], norm='branch', act='after'),  # linear branches with branch BN (folded)

@@ -32,6 +32,12 @@ def _pos_float(s):
     if not v > 0: raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
     return v
 
+def _json_object(s):
+    try: v = json.loads(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not JSON; write an object such as '{{\"ks\": 5}}'")
+    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"ks\": 5}}', got {s!r}")
+    return v
+
 def make_parser() -> argparse.ArgumentParser:
     "The `dynblocks` argument parser, with its subcommands; `train` flags are `RunConfig` fields"
     d = get_recipe('default')
@@ -51,6 +57,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')
     t.add_argument('--n-valid', type=_pos_int, default=None, help='the first N validation images')
     t.add_argument('--width', type=_pos_float, default=None, help='channel multiplier of the model')
+    t.add_argument('--arch-kw', type=_json_object, default=None,
+                   help='other model options as a JSON object, e.g. \'{"widths": [16, 32, 64, 128], "ks": 5}\' for se_resnet')
     t.add_argument('--n-branches', type=_pos_int, default=None, help='branches per dynamic block')
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--precision', choices=[m.value for m in Precision], default=None,
@@ -72,8 +80,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub.add_parser('recipes', help='list the recipes')
     tu = sub.add_parser('tune', help='hyperparameter search with Optuna (needs the tune extra)')
     tu.add_argument('--trials', type=_pos_int, default=20, help='trials in the study in total')
-    tu.add_argument('--epochs', type=_pos_int, default=3, help='epochs per trial')
-    tu.add_argument('--recipe', choices=list_recipes(), default='default', help='the recipe every trial starts from')
+    tu.add_argument('--space', choices=['default', 'seed002'], default='default',
+                    help="search space: ours ('default') or report 002's ('seed002', with its recipe)")
+    tu.add_argument('--epochs', type=_pos_int, default=None, help="epochs per trial (default: 3; the recipe's for --space seed002)")
+    tu.add_argument('--recipe', choices=list_recipes(), default=None, help="the recipe every trial starts from (default: the space's)")
     tu.add_argument('--arch', choices=list_models(), default=None, help="model (default: the recipe's)")
     tu.add_argument('--storage', default=None, help='sqlite:///study.db or any database URL (default: in memory)')
     tu.add_argument('--study', default='dynblocks', help='study name')
@@ -132,7 +142,7 @@ def _tune(args):
     from dynblocks.tune import dyn_tune, save_study_plots
     path, desc = resolve_data(args.data)
     print(f"dynblocks tune: study {args.study!r} ({mask_url(args.storage) or 'in memory'}) on {desc}", flush=True)
-    st = dyn_tune(path, n_trials=args.trials, epochs=args.epochs, arch=args.arch, recipe=args.recipe, storage=args.storage,
+    st = dyn_tune(path, n_trials=args.trials, epochs=args.epochs, arch=args.arch, recipe=args.recipe, space=args.space, storage=args.storage,
                   study=args.study, monitor=args.monitor, n_train=args.n_train, n_valid=args.n_valid, valid=args.valid,
                   seed=args.seed, heartbeat=args.heartbeat, grace=args.grace)
     out = Path(args.out or f'runs/tune-{args.study}')
@@ -152,8 +162,9 @@ def _best_trial(cfg:RunConfig, name:str, storage:str|None) -> RunConfig:
                              "sqlite:///study.db or postgresql://user:password@host/db.") from None
     if not any(t.state.name == 'COMPLETE' for t in st.trials):
         raise DynblocksError(f"Study {name!r} has no finished trial yet; run `dynblocks tune` first.")
-    print(f"dynblocks train: best trial of study {name!r}: {json.dumps(st.best_params)}", flush=True)
-    return trial_config(cfg, st.best_params)
+    p = st.best_trial.user_attrs.get('config', st.best_params)  # the trial's `RunConfig` fields (recipe, arch_kw, …)
+    print(f"dynblocks train: best trial of study {name!r}: {json.dumps(p)}", flush=True)
+    return trial_config(cfg, p)
 
 # %% ../nbs/14_cli.ipynb #7e9edbbd
 def _models(args):
@@ -167,7 +178,7 @@ def _recipes(args):
     "Print the recipes"
     for n in list_recipes():
         r = get_recipe(n)
-        print(f"{n:<9} {r.arch:<11} {r.opt}/{r.wd_mode} lr={r.lr:g} wd={r.wd:g} {r.schedule} {r.epochs} epochs bs={r.bs} "
+        print(f"{n:<15} {r.arch:<11} {r.lib}:{r.opt}/{r.wd_mode} lr={r.lr:g} wd={r.wd:g} {r.schedule} {r.epochs} epochs bs={r.bs} "
               f"ls={r.ls:g} aug={r.aug} report={r.report_acc}")
 
 def _predict(args):

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.callback.schedule import ParamScheduler
+from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.training import GradientClip, GradientAccumulation
 from fastai.callback.channelslast import ChannelsLast
 from fastai.callback.fp16 import MixedPrecision
@@ -25,7 +25,7 @@ from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter
 from .data import stats_of
 from .callbacks import StopOnNanLoss, EMA
-from .optim import make_opt_func, sched_cos_anneal, sched_cos_warmup
+from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
@@ -92,7 +92,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
          _precision_cb(r.precision, dls.device) if dls.device is not None and dls.device.type == 'cuda' else None
     if mp is not None: cbs.append(mp)
     kwargs.setdefault('wd', r.wd)
-    learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or make_opt_func(r.opt, r.wd_mode, r.mom),
+    learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or make_opt_func(r.opt, r.wd_mode, r.mom, r.lib, r.sqr_mom, r.eps),
                     lr=lr or r.lr, metrics=metrics, cbs=cbs, splitter=dyn_splitter if hasattr(model, 'body') else _one_group,
                     **kwargs)
     learn.recorder.train_metrics = True
@@ -109,17 +109,21 @@ def fit_recipe(self:Learner,
                cbs=None,  # extra callbacks for this fit
                start_epoch:int=0,  # resume the schedule from this epoch (see `resume_from`)
               ):
-    "Train with the recipe's schedule (one-cycle, cosine annealing, cosine with warm-up, or flat)"
+    "Train with the recipe's schedule (one-cycle, cosine annealing, cosine with warm-up, or flat), PyTorch's or fastai's"
     r = getattr(self, 'recipe', None)
     if r is None: raise DynblocksError("This learner has no recipe: build it with `dyn_learner(dls, recipe=...)`.")
-    n, lr, sched = epochs or r.epochs, lr or r.lr, Schedule(r.schedule)
-    if sched == Schedule.one_cycle:
-        return self.fit_one_cycle(n, lr, pct_start=r.pct_start, wd=r.wd, cbs=cbs, start_epoch=start_epoch,
-                                  moms=(r.mom, r.mom - 0.1 if r.mom > 0.1 else r.mom, r.mom))
+    n, lr, sched, cbs = epochs or r.epochs, lr or r.lr, Schedule(r.schedule), list(L(cbs))
     if sched == Schedule.flat: return self.fit(n, lr, wd=r.wd, cbs=cbs, start_epoch=start_epoch)
-    f = sched_cos_anneal(lr, r.eta_min, r.t_max or r.epochs, n) if sched == Schedule.cos_anneal else \
-        sched_cos_warmup(lr, min(r.warmup/n, 0.5))
-    return self.fit(n, lr, wd=r.wd, cbs=[ParamScheduler({'lr': f})] + list(L(cbs)), start_epoch=start_epoch)
+    if r.lib == Lib.torch:  # PyTorch's scheduler itself, stepped as the report stepped it
+        make, every = {Schedule.one_cycle: (one_cycle_lr(r.pct_start or 0.3, r.div, r.div_final or 1e4), 'batch'),
+                       Schedule.cos_anneal: (cos_anneal_lr(r.t_max or n, r.eta_min), 'epoch'),
+                       Schedule.cos_warmup: (cos_warmup_lr(r.warmup), 'batch')}[sched]
+        return self.fit(n, lr, wd=r.wd, cbs=[TorchSched(make, every)] + cbs, start_epoch=start_epoch)
+    if sched == Schedule.one_cycle:
+        return self.fit_one_cycle(n, lr, div=r.div, div_final=r.div_final or 1e5, pct_start=r.pct_start or 0.25, wd=r.wd,
+                                  cbs=cbs, start_epoch=start_epoch, moms=(r.mom, r.mom - 0.1 if r.mom > 0.1 else r.mom, r.mom))
+    f = SchedCos(lr, r.eta_min) if sched == Schedule.cos_anneal else sched_cos_warmup(lr, min(r.warmup/n, 0.5))
+    return self.fit(n, lr, wd=r.wd, cbs=[ParamScheduler({'lr': f})] + cbs, start_epoch=start_epoch)
 
 # %% ../nbs/09_learner.ipynb #4e073850
 @patch

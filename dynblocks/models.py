@@ -110,15 +110,17 @@ class SqueezeExcite(nn.Module):
     def forward(self, x): return x * self.fc(x.mean((2, 3)))[:, :, None, None]
 
 class SEBasic(nn.Module):
-    "ResNet BasicBlock (conv3×3-BN-ReLU-conv3×3-BN) with Squeeze-and-Excitation, skip, then ReLU"
+    "ResNet BasicBlock (conv-BN-ReLU-conv-BN, `ks`×`ks` kernels) with Squeeze-and-Excitation, skip, then ReLU"
     def __init__(self,
                  ni:int,  # input channels
                  nf:int,  # output channels
                  stride:int=1,  # stride of the first conv (and of the projection)
+                 ks:int=3,  # kernel size of both convs (odd)
                 ):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(),
-                                  nn.Conv2d(nf, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), SqueezeExcite(nf))
+        if ks < 1 or ks % 2 == 0: raise DynblocksError(f"`ks` must be an odd size such as 3 or 5, got {ks}.")
+        self.body = nn.Sequential(nn.Conv2d(ni, nf, ks, stride, ks//2, bias=False), nn.BatchNorm2d(nf), nn.ReLU(),
+                                  nn.Conv2d(nf, nf, ks, 1, ks//2, bias=False), nn.BatchNorm2d(nf), SqueezeExcite(nf))
         self.skip = nn.Identity() if ni == nf and stride == 1 else nn.Sequential(
             nn.Conv2d(ni, nf, 1, stride, bias=False), nn.BatchNorm2d(nf))
         self.act = nn.ReLU()
@@ -129,30 +131,34 @@ class SE(Spec):
     def __init__(self,
                  nf:int,  # output channels (before `width`)
                  stride:int=1,  # stride of the block
+                 ks:int=3,  # kernel size of its convs
                 ):
-        self.nf, self.stride = nf, stride
-    def build(self, ni, width, block_kw): nf = _scale(self.nf, width); return SEBasic(ni, nf, self.stride), nf
-    def out_size(self, s, block_kw=None): return conv_out(s, 3, self.stride)
+        self.nf, self.stride, self.ks = nf, stride, ks
+    def build(self, ni, width, block_kw): nf = _scale(self.nf, width); return SEBasic(ni, nf, self.stride, self.ks), nf
+    def out_size(self, s, block_kw=None): return conv_out(s, self.ks, self.stride)
 
 
 
 # %% ../nbs/02_models.ipynb #7d946feb
 class Head(nn.Module):
-    "Global `pool` ('avg' or 'max'), MLP over `hidden` with `drop` and optional BN, then `Linear(…, n_out)` times `scale`"
+    "`pool` ('avg' or 'max') to a `grid`×`grid` map, flattened, MLP over `hidden` with `drop` and optional BN, then `Linear(…, n_out)` times `scale`"
     def __init__(self,
                  ni:int,  # input channels
                  n_out:int,  # number of classes
                  hidden:tuple=(),  # widths of the hidden layers
                  drop:float|tuple=0.,  # dropout after each hidden layer (one value or one per layer)
                  bn:bool=False,  # BatchNorm1d after each hidden Linear
-                 pool:str='avg',  # global 'avg' or 'max' pooling
+                 pool:str='avg',  # 'avg' or 'max' pooling
+                 grid:int=1,  # pool to `grid`×`grid` (1: global pooling), then flatten
                  bias:bool=True,  # bias of the last Linear
                  scale:float=1.,  # multiply the logits (airbench uses 1/9 with a bias-free last layer)
                 ):
         super().__init__()
         if pool not in ('avg', 'max'): raise DynblocksError(f"`pool` must be 'avg' or 'max', got {pool!r}.")
         drops = drop if isinstance(drop, (tuple, list)) else [drop]*len(hidden)
-        layers = [nn.AdaptiveAvgPool2d(1) if pool == 'avg' else nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+        if grid < 1: raise DynblocksError(f"`grid` must be >= 1, got {grid}.")
+        layers = [nn.AdaptiveAvgPool2d(grid) if pool == 'avg' else nn.AdaptiveMaxPool2d(grid), nn.Flatten()]
+        ni = ni*grid*grid
         for nh, p in zip(hidden, drops):
             layers += [nn.Linear(ni, nh, bias=not bn)] + ([nn.BatchNorm1d(nh)] if bn else []) + [nn.ReLU()]
             if p: layers.append(nn.Dropout(p))
@@ -162,6 +168,14 @@ class Head(nn.Module):
     def forward(self, x): return self.layers(x) * self.scale if self.scale != 1 else self.layers(x)
 
 # %% ../nbs/02_models.ipynb #ec4a0418
+def _kaiming(model, act_cls):
+    "Kaiming-normal weights (fan-out for convs, fan-in for linear layers) and zero biases; `DynBlock` kernels keep their own per-branch Kaiming init"
+    nl, a = ('leaky_relu', 0.01) if act_cls is nn.LeakyReLU else ('relu', 0)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, a=a, mode='fan_out' if isinstance(m, nn.Conv2d) else 'fan_in', nonlinearity=nl)
+            if m.bias is not None: nn.init.zeros_(m.bias)
+
 class DynNet(nn.Module):
     "A CNN from a list of layer `Spec`s and a `Head`; keyword arguments are defaults for every `Dyn` layer"
     def __init__(self,
@@ -170,6 +184,7 @@ class DynNet(nn.Module):
                  n_out:int=10,  # number of classes
                  head:dict|None=None,  # keyword arguments of `Head`
                  width:float=1.,  # channel multiplier for every layer
+                 init:str|None=None,  # None: PyTorch's defaults; 'kaiming': Kaiming-normal for every conv and linear layer
                  **block_kw,  # defaults for every `DynBlock` (n_branches, ks, norm, act, act_cls, residual, impl, …)
                 ):
         super().__init__()
@@ -181,6 +196,9 @@ class DynNet(nn.Module):
             m, nf = s.build(nf, width, block_kw); mods.append(m)
         self.body = nn.Sequential(*mods)
         self.head = Head(nf, n_out, **(head or {}))
+        if init not in (None, 'kaiming'): raise DynblocksError(f"`init` must be None or 'kaiming', got {init!r}.")
+        if init == 'kaiming': _kaiming(self, block_kw.get('act_cls', nn.ReLU))
+        self.init = init
         self.min_size = next(s for s in range(1, 4097) if self.out_size(s) >= 1)
 
     def out_size(self, s:int,  # input height (= width)
@@ -245,37 +263,43 @@ def dyn_res4(n_out:int=10,  # number of classes
     "Report 000: 4 dynamic blocks 64-128-256-512, 4 branches of conv-BN-ReLU, residual, max-pool after block 2"
     layers = [Dyn(64), Dyn(128), Pool(), Dyn(256), Dyn(512)]
     head = dict(hidden=(256, 128), drop=(0.4, 0.3), bn=True)  # hidden widths unstated: halving from 512
-    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=4, residual=True), **kwargs})
+    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=4, residual=True, init='kaiming'), **kwargs})
 
 @register_model(source='001', report_acc=91.7)
 def dyn_macro7(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "Report 001: 7 two-branch blocks (block 2 with 5×5 kernels) in two residual macro blocks, a valid 3×3 conv"
-    layers = [Dyn(64), Dyn(128, ks=5), Res(Dyn(256), Dyn(256)), Pool(), Dyn(384),
+    "Report 001: 7 two-branch blocks (block 2: 5×5, padding 2, stride 2) in two residual macro blocks, a valid 3×3 conv"
+    layers = [Dyn(64), Dyn(128, ks=5, stride=2, padding=2), Res(Dyn(256), Dyn(256)), Pool(), Dyn(384),
               Res(Dyn(384), Dyn(384)), Pool(), Conv(256, padding=0)]
     head = dict(hidden=(128,), drop=0.5)
-    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2), **kwargs})
+    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, init='kaiming'), **kwargs})
 
 @register_model(source='002', report_acc=84.1)
 def se_resnet(n_out:int=10,  # number of classes
-             n_in:int=3,  # input channels
-             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "Report 002: SE-ResNet of BasicBlocks, stages 16-32-128-256 (two blocks each), 1×1 skips, under 5 M parameters"
-    layers = [Conv(16), SE(16), SE(16), SE(32, 2), SE(32), SE(128, 2), SE(128), SE(256, 2), SE(256)]
-    return DynNet(layers, n_in, n_out, head=dict(hidden=(128,), drop=0.3), **kwargs)
+              n_in:int=3,  # input channels
+              widths:tuple=(16, 32, 128, 256),  # channels of the four stages (report 002's "filter sizes")
+              ks:int=3,  # kernel size of every conv (its "kernel size")
+              grid:int=1,  # final average pool to `grid`×`grid` (its "pool size": 1 = pool 4×4 at 32 px, 2 = pool 2×2)
+              **kwargs):  # `DynNet` arguments (`width`, `init`, …)
+    "Report 002: SE-ResNet of BasicBlocks, stages 16-32-128-256 (two blocks each), 1×1 skips, average pool 4×4, under 5 M parameters"
+    if len(widths) != 4: raise DynblocksError(f"`widths` needs one width per stage (4), got {list(widths)}.")
+    layers = [Conv(widths[0], ks=ks)]
+    for i, nf in enumerate(widths): layers += [SE(nf, 1 if i == 0 else 2, ks), SE(nf, 1, ks)]
+    return DynNet(layers, n_in, n_out, head=dict(hidden=(128,), drop=0.3, grid=grid), **kwargs)
 
 @register_model(source='003', report_acc=91.42)
 def dyn_deep11(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "Report 003: 11 residual dynamic blocks (3 branches, conv-BN-LeakyReLU) in four stages with max-pool between"
+    "Report 003: 11 residual dynamic blocks (3 branches of linear convs; BN and LeakyReLU after the residual add) in four stages, max-pool between"
     stages = [[64]*2, [128]*3, [256]*3, [256]*3]  # widths and K unstated: VGG-like doubling, capped at 256
     layers = []
     for i, st in enumerate(stages):
         if i: layers.append(Pool())
         layers += [Dyn(nf) for nf in st]
-    return DynNet(layers, n_in, n_out, **{**dict(n_branches=3, act_cls=nn.LeakyReLU, residual=True), **kwargs})
+    block = dict(n_branches=3, norm='after_add', act='after_add', act_cls=nn.LeakyReLU, residual=True, init='kaiming')
+    return DynNet(layers, n_in, n_out, **{**block, **kwargs})
 
 @register_model(source='004', report_acc=89.6)
 def dyn_pool4(n_out:int=10,  # number of classes

@@ -1,4 +1,4 @@
-"""What the reports trained with: report 003's loss, PyTorch's cosine annealing and warm-up as fastai schedules, and each report's weight-decay semantics.
+"""What the reports trained with: report 003's loss, PyTorch's optimisers and lr schedulers inside fastai's training loop, and fastai's own as the alternative.
 
 Docs: https://dynblocks.github.io/dynblocks/optim.html.md"""
 
@@ -11,12 +11,15 @@ from enum import Enum
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastai.callback.schedule import SchedCos, SchedLin, combine_scheds, sched_cos
+import math
+from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine_scheds
 from fastai.optimizer import SGD, Adam, OptimWrapper
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, OneCycleLR
 from .core import DynblocksError, choice
 
 # %% auto #0
-__all__ = ['CrossEntropyKL', 'sched_cos_anneal', 'sched_cos_warmup', 'Opt', 'WdMode', 'make_opt_func']
+__all__ = ['CrossEntropyKL', 'Lib', 'TorchSched', 'one_cycle_lr', 'cos_anneal_lr', 'cos_warmup_lr', 'sched_cos_warmup', 'Opt',
+           'WdMode', 'make_opt_func']
 
 # %% ../nbs/07_optim.ipynb #d9fbbdb4
 class CrossEntropyKL(nn.Module):
@@ -42,30 +45,85 @@ class CrossEntropyKL(nn.Module):
     def decodes(self, x): return x.argmax(-1)
 
 # %% ../nbs/07_optim.ipynb #61892a59
-def _cos_part(pos, start, end, frac): return sched_cos(start, end, pos*frac)
+class Lib(str, Enum):
+    "Whose optimisers and lr schedules: PyTorch's (`torch`, as the reports ran) or fastai's with fastai's defaults (`fastai`)"
+    torch = 'torch'
+    fastai = 'fastai'
 
-def sched_cos_anneal(start:float,  # initial value
-                     eta_min:float=0.,  # value at `t_max`
-                     t_max:float=1.,  # the cosine's half period, in epochs
-                     epochs:float=1.,  # epochs this fit runs (progress 1 = `epochs`)
-                    ):
-    "PyTorch's `CosineAnnealingLR` (its closed form) as a fastai schedule: fastai's `sched_cos` over `epochs/t_max` of its half period"
-    if t_max <= 0 or epochs <= 0: raise DynblocksError(f"`t_max` and `epochs` must be > 0, got {t_max} and {epochs}.")
-    return partial(_cos_part, start=start, end=eta_min, frac=epochs/t_max)
+# %% ../nbs/07_optim.ipynb #dc693c83
+class TorchSched(ParamScheduler):
+    "Learning rate (and momentum) from a PyTorch lr scheduler stepped after every training 'batch' or 'epoch'"
+    def __init__(self,
+                 make,  # `make(opt, epochs, steps_per_epoch)` -> a PyTorch lr scheduler for `opt` (e.g. `one_cycle_lr()`)
+                 every:str='batch',  # step after every training 'batch' or every 'epoch'
+                ):
+        if every not in ('batch', 'epoch'): raise DynblocksError(f"`every` must be 'batch' or 'epoch', got {every!r}.")
+        self.make, self.every = make, every
+        super().__init__({'lr': None})
 
+    def before_fit(self):
+        self.base = [h['lr'] for h in self.opt.hypers]  # per parameter group
+        self.peak, self.per_epoch = max(self.base), len(self.dls.train)
+        self.stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=self.peak, momentum=self.opt.hypers[-1].get('mom', 0.))
+        self.sched = self.make(self.stand_in, self.n_epoch, self.per_epoch)
+        self.scheds = {'lr': None, 'mom': None} if getattr(self.sched, 'cycle_momentum', False) else {'lr': None}
+        self.steps = 0
+        super().before_fit()
+
+    def before_batch(self):
+        target = self.epoch*self.per_epoch + self.iter if self.every == 'batch' else self.epoch
+        while self.steps < target:  # the stand-in's step comes first, as PyTorch expects; it has no gradient to apply
+            self.stand_in.step(); self.sched.step(); self.steps += 1
+        g = self.stand_in.param_groups[0]
+        self.opt.set_hyper('lr', [b*g['lr']/self.peak for b in self.base])
+        if 'mom' in self.scheds: self.opt.set_hyper('mom', g['momentum'])
+
+# %% ../nbs/07_optim.ipynb #5884c4bc
+def _one_cycle(opt, epochs, steps, **kw): return OneCycleLR(opt, max_lr=opt.param_groups[0]['lr'], total_steps=epochs*steps, **kw)
+
+def one_cycle_lr(pct_start:float=0.3,  # fraction of the steps spent rising
+                 div:float=25.,  # initial lr = peak / `div`
+                 div_final:float=1e4,  # final lr = initial lr / `div_final`
+                 moms:tuple=(0.85, 0.95),  # momentum (or Adam's beta1) cycles between these, low at the peak lr
+                ):
+    "PyTorch's `OneCycleLR` (cosine, two phases, its defaults) over the whole fit, for `TorchSched(…, every='batch')` (report 000)"
+    return partial(_one_cycle, pct_start=pct_start, div_factor=div, final_div_factor=div_final,
+                   base_momentum=moms[0], max_momentum=moms[1])
+
+def _cos_anneal(opt, epochs, steps, t_max, eta_min): return CosineAnnealingLR(opt, T_max=t_max, eta_min=eta_min)
+
+def cos_anneal_lr(t_max:int,  # `T_max`: half period, in scheduler steps (epochs when stepped per epoch)
+                  eta_min:float=0.,  # the floor
+                 ):
+    "PyTorch's `CosineAnnealingLR(T_max, eta_min)` for `TorchSched(…, every='epoch')` (reports 002 and 003)"
+    return partial(_cos_anneal, t_max=t_max, eta_min=eta_min)
+
+def _warmup_cos_factor(step, warmup, total):
+    "The lr factor of `transformers.get_cosine_schedule_with_warmup` (half a cosine): linear from 0, then cosine to 0"
+    if step < warmup: return step / max(1, warmup)
+    return max(0., 0.5*(1. + math.cos(math.pi*(step - warmup)/max(1, total - warmup))))
+
+def _cos_warmup(opt, epochs, steps, warmup): return LambdaLR(opt, partial(_warmup_cos_factor, warmup=warmup*steps, total=epochs*steps))
+
+def cos_warmup_lr(warmup:int,  # warm-up epochs
+                 ):
+    "Hugging Face's `get_cosine_schedule_with_warmup` (warm-up epochs × batches, then half a cosine) for `TorchSched(…, every='batch')` (report 004)"
+    return partial(_cos_warmup, warmup=warmup)
+
+# %% ../nbs/07_optim.ipynb #cca50eaf
 def sched_cos_warmup(lr:float,  # peak learning rate
                      warmup:float,  # fraction of training spent warming up
                      start:float=0.01,  # warm-up starts at `start` × `lr`
                      end:float=0.,  # final learning rate
                     ):
-    "Linear warm-up to `lr` over the first `warmup` of training, then cosine to `end` (report 004)"
+    "Linear warm-up to `lr` over the first `warmup` of training, then cosine to `end`, as a fastai schedule"
     if not 0 <= warmup < 1: raise DynblocksError(f"`warmup` must be a fraction in [0, 1), got {warmup}.")
     if warmup == 0: return SchedCos(lr, end)
     return combine_scheds([warmup, 1-warmup], [SchedLin(lr*start, lr), SchedCos(lr, end)])
 
 # %% ../nbs/07_optim.ipynb #a3d1474e
 class Opt(str, Enum):
-    "Optimisers: fastai's `sgd` and `adam`, or PyTorch's Nesterov `SGD` (`nesterov`)"
+    "Optimisers: `sgd` (with momentum), `nesterov` (PyTorch's Nesterov SGD) and `adam`"
     sgd = 'sgd'
     nesterov = 'nesterov'
     adam = 'adam'
@@ -78,10 +136,19 @@ class WdMode(str, Enum):
 def make_opt_func(opt:str='adam',  # an `Opt`: 'sgd', 'nesterov' or 'adam'
                   wd_mode:str='l2',  # a `WdMode`: 'l2' (added to the gradient) or 'decoupled' (AdamW/SGDW)
                   mom:float=0.9,  # momentum (SGD) or beta1 (Adam)
+                  lib:str='torch',  # a `Lib`: PyTorch's optimiser in fastai's `OptimWrapper`, or fastai's own
+                  sqr_mom:float|None=None,  # Adam's beta2 (default: the library's, 0.999 or 0.99)
+                  eps:float|None=None,  # Adam's eps (default: the library's, 1e-8 or 1e-5)
                  ):
-    "A fastai `opt_func` with the report's optimiser and weight-decay semantics"
-    opt, dec = choice(Opt, opt, 'optimiser'), choice(WdMode, wd_mode, 'weight-decay mode') == WdMode.decoupled
-    if opt == Opt.sgd: return partial(SGD, mom=mom, decouple_wd=dec)
-    if opt == Opt.adam: return partial(Adam, mom=mom, decouple_wd=dec)
-    if dec: raise DynblocksError("Nesterov SGD here uses PyTorch's L2 weight decay; use wd_mode='l2'.")
-    return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=mom, nesterov=True))
+    "A fastai `opt_func` with the report's optimiser, its library's defaults and its weight-decay semantics"
+    opt, lib = choice(Opt, opt, 'optimiser'), choice(Lib, lib, 'optimiser library')
+    dec = choice(WdMode, wd_mode, 'weight-decay mode') == WdMode.decoupled
+    if lib == Lib.fastai and opt == Opt.sgd: return partial(SGD, mom=mom, decouple_wd=dec)
+    if lib == Lib.fastai and opt == Opt.adam:
+        return partial(Adam, mom=mom, sqr_mom=0.99 if sqr_mom is None else sqr_mom, eps=1e-5 if eps is None else eps, decouple_wd=dec)
+    if opt == Opt.adam:
+        return partial(OptimWrapper, opt=partial(torch.optim.AdamW if dec else torch.optim.Adam, weight_decay=0.,
+                       betas=(mom, 0.999 if sqr_mom is None else sqr_mom), eps=1e-8 if eps is None else eps))
+    if dec: raise DynblocksError(f"PyTorch's SGD adds weight decay to the gradient: use wd_mode='l2'"
+                                 f"{'' if opt == Opt.nesterov else ', or lib=fastai for decoupled SGD'}.")
+    return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=mom, nesterov=opt == Opt.nesterov, weight_decay=0.))

@@ -41,6 +41,18 @@ def _num(v, name, lo=None, hi=None, whole=False):
         rng = f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}" if lo is not None else ''
         raise DynblocksError(f"`{name}` must be a finite {'whole ' if whole else ''}number{rng}, got {v!r}.")
 
+def _plain_kw(kw):
+    "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
+    def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
+    if not isinstance(kw, dict) or not all(isinstance(k, str) and k.isidentifier() for k in kw):
+        raise DynblocksError(f"`arch_kw` must map option names to values, got {kw!r}.")
+    out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
+    bad = [k for k, v in out.items() if not (ok(v) or (isinstance(v, list) and all(map(ok, v))))]
+    if bad: raise DynblocksError(f"`arch_kw` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r}.")
+    for k in ('width', 'n_branches'):
+        if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `arch_kw`.")
+    return out
+
 @dataclass
 class RunConfig:
     "One training run as plain data; `None` means the recipe's value"
@@ -52,6 +64,7 @@ class RunConfig:
     arch:str|None = None  # a name from `list_models()`
     width:float|None = None  # channel multiplier of the model
     n_branches:int|None = None  # branches per dynamic block
+    arch_kw:dict|None = None  # other model options as plain values, e.g. `se_resnet`'s `{'widths': [16, 32, 64, 128], 'ks': 5}`
     epochs:int|None = None  # epochs
     bs:int|None = None  # batch size
     lr:float|None = None  # peak learning rate
@@ -69,6 +82,7 @@ class RunConfig:
         for k in ('n_train', 'n_valid', 'n_branches'):
             if getattr(self, k) is not None: _num(getattr(self, k), k, 1, whole=True)
         if self.width is not None: _num(self.width, 'width', 1/64, 16)
+        if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
         _num(self.mixup, 'mixup', 0); _num(self.cutmix, 'cutmix', 0); _num(self.seed, 'seed', 0, whole=True)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")
         if self.valid != 'test': _num(self.valid, 'valid', 0, 1)
@@ -81,7 +95,7 @@ class RunConfig:
 
     def model_kw(self) -> dict:
         "Keyword arguments for `create_model`"
-        return {k: getattr(self, k) for k in ('width', 'n_branches') if getattr(self, k) is not None}
+        return {**(self.arch_kw or {}), **{k: getattr(self, k) for k in ('width', 'n_branches') if getattr(self, k) is not None}}
 
     def to_dict(self) -> dict:
         "The configuration as plain data (saved in checkpoints and summaries)"

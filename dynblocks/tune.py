@@ -9,12 +9,12 @@ from __future__ import annotations
 import json, os
 from dataclasses import fields, replace
 from pathlib import Path
-from .core import DynblocksError, mask_url
+from .core import DynblocksError, mask_url, unknown
 from .cifar import load_cifar10
 from .train import RunConfig, resolve_data, train_run
 
 # %% auto #0
-__all__ = ['default_space', 'trial_config', 'dyn_tune', 'save_study_plots']
+__all__ = ['SE_WIDTHS', 'SPACES', 'default_space', 'seed002_space', 'trial_config', 'dyn_tune', 'save_study_plots']
 
 # %% ../nbs/13_tune.ipynb #0f4313fa
 def _optuna():
@@ -40,6 +40,21 @@ def default_space(trial,  # an Optuna trial
                 ls=trial.suggest_float('ls', 0., 0.3),
                 mixup=trial.suggest_categorical('mixup', [0., 0.2, 0.4]))
 
+SE_WIDTHS = {'16-32-128-256': (16, 32, 128, 256), '16-32-64-128': (16, 32, 64, 128), '32-64-128-256': (32, 64, 128, 256)}
+
+def seed002_space(trial,  # an Optuna trial
+                 ) -> dict:
+    "Report 002's search: batch, lr, SGD or Adam, weight decay 5e-4, and the SE-ResNet's filter, kernel and pool sizes"
+    pool = trial.suggest_categorical('pool', [4, 2])  # final average pool at 32 px: 4×4 (global) or 2×2
+    return dict(bs=trial.suggest_categorical('bs', [8, 16, 32]),
+                lr=trial.suggest_float('lr', 1e-5, 1e-2, log=True),
+                opt=trial.suggest_categorical('opt', ['sgd', 'adam']),
+                wd=5e-4,
+                arch_kw=dict(widths=list(SE_WIDTHS[trial.suggest_categorical('widths', list(SE_WIDTHS))]),
+                             ks=trial.suggest_categorical('ks', [3, 5]), grid=4//pool))
+
+SPACES = dict(default=(default_space, 'default', 3), seed002=(seed002_space, 'seed002', None))  # space, its recipe, epochs per trial (None: the recipe's)
+
 def trial_config(base:RunConfig,  # the configuration every trial starts from
                  p:dict,  # a trial's parameters: `RunConfig` fields (`default_space` gives lr, bs, opt, wd, …)
                 ) -> RunConfig:
@@ -60,9 +75,9 @@ def _retry(f, tries=6):
 
 def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default: as `dynblocks train` finds it)
              n_trials:int=20,  # trials in the study in total (finished ones count when resuming)
-             epochs:int=3,  # epochs per trial
+             epochs:int|None=None,  # epochs per trial (default: 3 for the 'default' space, the recipe's for 'seed002')
              arch:str|None=None,  # model from `list_models()` (default: the recipe's)
-             space=None,  # function `trial -> dict` of `RunConfig` fields (default: `default_space`)
+             space='default',  # 'default', 'seed002' (report 002's search) or a function `trial -> dict` of `RunConfig` fields
              storage:str|None=None,  # None (in memory), 'sqlite:///file.db' or any RDB URL
              study:str='dynblocks',  # study name in the storage
              monitor:str='valid_loss',  # metric to optimise: 'valid_loss' (minimised) or 'valid_accuracy' (maximised)
@@ -70,7 +85,7 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
              n_valid:int|None=None,  # first validation images per trial
              valid:float=0.1,  # fraction of the training set held out to judge trials (never the test set)
              seed:int=0,  # seed of the sampler and of every trial's run
-             recipe:str='default',  # the recipe every trial starts from
+             recipe:str|None=None,  # the recipe every trial starts from (default: the space's, 'default' or 'seed002')
              heartbeat:int=30,  # seconds between heartbeats of a running trial (database storage)
              grace:int=120,  # seconds without heartbeat before a trial counts as failed
              timeout:float|None=None,  # stop starting trials after this many seconds
@@ -80,9 +95,11 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
     if monitor not in ('valid_loss', 'valid_accuracy'):
         raise DynblocksError(f"`monitor` must be 'valid_loss' or 'valid_accuracy', got {monitor!r}.")
     if valid == 'test': raise DynblocksError("Tuning never judges trials on the test set: pass `valid` as a fraction of the training set.")
-    base = RunConfig(recipe=recipe, arch=arch, epochs=epochs, n_train=n_train, n_valid=n_valid, valid=valid, seed=seed)
+    if isinstance(space, str):
+        if space not in SPACES: unknown('search space', space, list(SPACES))
+        space, recipe, epochs = SPACES[space][0], recipe or SPACES[space][1], epochs or SPACES[space][2]
+    base = RunConfig(recipe=recipe or 'default', arch=arch, epochs=epochs, n_train=n_train, n_valid=n_valid, valid=valid, seed=seed)
     data = path if isinstance(path, dict) else load_cifar10(path if path is not None else resolve_data(None)[0], download=False)
-    space = space or default_space
     direction = 'minimize' if monitor == 'valid_loss' else 'maximize'
     def _open():
         stor = storage
@@ -101,7 +118,11 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
         raise DynblocksError(f"Study {study!r} was made to {st.direction.name.lower()}, not to {direction} "
                              f"{monitor}: use another --study name, or the monitor it was made with.")
     def objective(trial):
-        learn = train_run(trial_config(base, space(trial)), data=data, cbs=[_pruning_cb(trial, monitor)], log=False)
+        p = space(trial)
+        cfg = trial_config(base, p)
+        keep = ['recipe'] + (['arch'] if base.arch else []) + list(p)  # what `dynblocks train --from-study` replays
+        trial.set_user_attr('config', {k: getattr(cfg, k) for k in keep})
+        learn = train_run(cfg, data=data, cbs=[_pruning_cb(trial, monitor)], log=False)
         names = list(learn.recorder.metric_names[1:-1])
         return float(learn.recorder.values[-1][names.index(monitor)])
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
