@@ -24,5 +24,6 @@ from .learner import dyn_learner
 from .distributed import DistributedDeviceDL
 from .train import RunConfig, resolve_data, train_run
 from .export import save_model, load_model, fit_image, predict_files, load_export
-from .tune import dyn_tune, default_space, trial_config, save_study_plots  # Optuna itself loads on first use
+from .tune import dyn_tune, default_space, seed002_space, trial_config, save_study_plots  # Optuna itself loads on first use
+from .reports import REPORTS, report_info, report_facts
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above
