@@ -19,6 +19,7 @@ from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.torch_core import get_model, rank_distrib, num_distrib
 from .core import DynblocksError, MissingFileError
 from .block import DynBlock
+from .dynamize import DynConv2d
 
 # %% auto #0
 __all__ = ['StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'BranchWeights']
@@ -196,7 +197,7 @@ def resume_from(learn:Learner,  # a learner built as the interrupted one was
 
 # %% ../nbs/06_callbacks.ipynb #036f93e9
 class BranchWeights(Callback):
-    "Record each `DynBlock`'s attention during validation: mean per branch, mean entropy, and mean per class"
+    "Record the attention of each `DynBlock` (and `DynConv2d`) during validation: mean per branch, mean entropy, and mean per class"
     order = 60  # after the model's forward and the metrics; reads only
     def __init__(self,
                  every_epoch:bool=True,  # keep a history (else only the last validation)
@@ -210,7 +211,7 @@ class BranchWeights(Callback):
 
     def before_validate(self):
         active = self._in_fit or not self.fit_only
-        self.blocks = [m for m in self.learn.model.modules() if isinstance(m, DynBlock)] if active else []
+        self.blocks = [m for m in self.learn.model.modules() if isinstance(m, (DynBlock, DynConv2d))] if active else []
         self.sums = None
 
     def after_batch(self):
@@ -258,7 +259,7 @@ def plot_branch_weights(self:Learner,
                        ):
     "Mean attention per branch (bars) and per class (heat maps) of every dynamic block, from `BranchWeights`"
     import matplotlib.pyplot as plt
-    if not any(isinstance(m, DynBlock) for m in self.model.modules()):
+    if not any(isinstance(m, (DynBlock, DynConv2d)) for m in self.model.modules()):
         raise DynblocksError(f"{type(get_model(self.model)).__name__} has no dynamic blocks: there are no branch weights to plot.")
     cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
     if cb is None or cb.last is None:

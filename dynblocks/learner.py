@@ -24,12 +24,14 @@ import fastai.vision.learner  # registers the vision `show_results` and `plot_to
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter
 from .data import stats_of
-from .callbacks import StopOnNanLoss, EMA
+from .callbacks import StopOnNanLoss, EMA, BranchWeights
+from .dynamize import dynamize
+from fastai.vision.learner import vision_learner
 from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
-__all__ = ['dyn_learner']
+__all__ = ['dyn_learner', 'dyn_vision_learner']
 
 # %% ../nbs/09_learner.ipynb #6dbef1b1
 def _one_group(m): return [list(m.parameters())]
@@ -144,3 +146,20 @@ def plot_training(self:Learner,
     fig.tight_layout()
     if fname: fig.savefig(fname, dpi=100)
     return fig
+
+# %% ../nbs/09_learner.ipynb #c32f36d4
+@delegates(vision_learner)
+def dyn_vision_learner(dls,  # fastai `DataLoaders` of images
+                       arch,  # as for `vision_learner`: e.g. torchvision's `resnet18`, fastai's `xresnet18`, or a timm name
+                       n_branches:int=4,  # kernels per dynamic convolution
+                       filter=None,  # which convs of the body to replace (see `dynamize`; default: every 3×3)
+                       noise:float=0.1,  # spread of the branches around the original kernel
+                       **kwargs):
+    "fastai's `vision_learner` with the body's convolutions dynamized (starting from its kernels), and `BranchWeights`"
+    learn = vision_learner(dls, arch, **kwargs)
+    dynamize(learn.model[0], n_branches, filter, noise)
+    frozen = learn.opt is not None and learn.opt.frozen_idx > 0  # vision_learner froze a pretrained body before we added parameters
+    learn.opt = None  # rebuilt on the next fit, with the new parameters in the body's groups
+    if frozen: learn.freeze()
+    learn.add_cb(BranchWeights())
+    return learn
