@@ -24,11 +24,14 @@ class DynConv2d(nn.Module):
                  noise:float=0.1,  # spread of the branches around the original kernel (× its std); their mean stays exact
                  temperature:float=1.,  # softmax temperature of the attention
                  keep_attn:bool=True,  # keep the last forward's attention weights in `last_attn` (for `BranchWeights`)
+                 impl:str='fused',  # 'fused' (all kernels in one conv, then the weighted sum) or 'aggregate' (one mixed kernel per sample)
                 ):
         super().__init__()
         if not isinstance(conv, nn.Conv2d): raise DynblocksError(f"DynConv2d replaces an nn.Conv2d, got {type(conv).__name__}.")
         if n_branches < 1: raise DynblocksError(f"`n_branches` must be >= 1, got {n_branches}.")
         if temperature <= 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
+        if impl not in ('fused', 'aggregate'): raise DynblocksError(f"`impl` must be 'fused' or 'aggregate', got {impl!r}.")
+        self.impl = impl
         L, w = n_branches, conv.weight.detach()
         self.in_channels, self.out_channels, self.kernel_size = conv.in_channels, conv.out_channels, conv.kernel_size
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
@@ -46,20 +49,35 @@ class DynConv2d(nn.Module):
         return F.softmax(self.attn(x.mean((2, 3))) / self.temperature, dim=1)
 
     def forward(self, x:Tensor) -> Tensor:
-        B, ni, H, W = x.shape
+        B = x.shape[0]
         a = self.attention(x)  # (B, L)
         if self.keep_attn and not torch.compiler.is_exporting(): self.last_attn = a.detach()
-        L, nf = self.n_branches, self.out_channels
-        w = (a.to(self.weight.dtype) @ self.weight.reshape(L, -1)).reshape(B*nf, *self.weight.shape[1:])  # per-sample kernels
-        b = None if self.bias is None else (a.to(self.bias.dtype) @ self.bias).reshape(B*nf)
         pad = self.padding
         if self.padding_mode != 'zeros': x, pad = F.pad(x, self._pad, mode=self.padding_mode), 0
+        return self._aggregate(x, a, pad) if self.impl == 'aggregate' else self._fused(x, a, pad)
+
+    def _aggregate(self, x, a, pad):
+        "Each sample convolved once with its own kernel Σ_l a_l W_l: a grouped conv over the batch"
+        B, ni = x.shape[:2]
+        L, nf = self.n_branches, self.out_channels
+        w = (a.to(self.weight.dtype) @ self.weight.reshape(L, -1)).reshape(B*nf, *self.weight.shape[1:])  # (B·nf, ni/g, kh, kw)
+        b = None if self.bias is None else (a.to(self.bias.dtype) @ self.bias).reshape(B*nf)
         y = F.conv2d(x.reshape(1, B*ni, *x.shape[2:]), w, b, self.stride, pad, self.dilation, self.groups*B)
         return y.reshape(B, nf, *y.shape[2:])
 
+    def _fused(self, x, a, pad):
+        "All L kernels in one ordinary conv (channels ordered group, branch, channel), then the per-sample weighted sum"
+        L, nf, g = self.n_branches, self.out_channels, self.groups
+        w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).transpose(0, 1).reshape(L*nf, *self.weight.shape[1:])
+        b = None if self.bias is None else self.bias.reshape(L, g, nf//g).transpose(0, 1).reshape(L*nf)
+        y = F.conv2d(x, w, b, self.stride, pad, self.dilation, g)  # (B, g·L·nf/g, H', W')
+        B, _, H, W = y.shape
+        y = y.reshape(B, g, L, nf//g, H, W) * a.to(y.dtype).reshape(B, 1, L, 1, 1, 1)
+        return y.sum(2).reshape(B, nf, H, W)
+
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}")
+                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}, impl={self.impl!r}")
 
 # %% ../nbs/02a_dynamize.ipynb #8652d14d
 def _default_filter(name, m): return m.kernel_size == (3, 3)
@@ -69,6 +87,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
              filter=None,  # which convs: None (every 3×3), a `callable(name, conv) -> bool`, or shell patterns of module names (any kernel size)
              noise:float=0.1,  # spread of the branches around the original kernel (× its std)
              temperature:float=1.,  # softmax temperature of the attention
+             impl:str='fused',  # 'fused' (fastest to train on a CPU) or 'aggregate' (one mixed kernel per sample), see `DynConv2d`
             ) -> nn.Module:
     "Replace the chosen `nn.Conv2d`s of `model` with `DynConv2d`s that start from their kernels; returns `model`"
     if isinstance(filter, str): filter = [filter]
@@ -80,7 +99,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
     if not todo: raise DynblocksError("`dynamize` found no convolution to replace: check `filter` (the default takes every 3×3 nn.Conv2d).")
     for n, m in todo:
         parent, _, attr = n.rpartition('.')
-        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature))
+        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl))
     return model
 
 def dyn_convs(model:nn.Module) -> list:

@@ -91,6 +91,6 @@ def test_conv_options_and_errors():
     x = torch.randn(2, 8, 9, 9)
     for c in [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 4, 3, stride=2, dilation=2, padding=2, bias=False),
               nn.Conv2d(8, 6, 3, padding='same', padding_mode='circular')]:
-        assert (DynConv2d(c, 3)(x) - c(x)).abs().max() < 1e-5
+        for impl in ('fused', 'aggregate'): assert (DynConv2d(c, 3, impl=impl)(x) - c(x)).abs().max() < 1e-5
     with pytest.raises(Exception, match='no convolution'): dynamize(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(Exception, match='`filter` must be'): dynamize(nn.Sequential(nn.Conv2d(2, 2, 3)), filter=3)
