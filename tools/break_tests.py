@@ -57,6 +57,15 @@ cases = [
   "Recipe('seed003', 'dyn_deep11', '003', lib='torch'", "Recipe('seed003', 'dyn_deep11', '003', lib='fastai'"),
  ('tests/test_reports.py::test_fastai_variant_uses_fastai_defaults', 'dynblocks/recipes.py',
   "    return replace(r, name=f'{r.name}_fastai', lib='fastai'", "    return replace(r, name=f'{r.name}_fastai', lib='torch'"),
+ # issue 18: dynamize
+ ('tests/test_dynamize.py::test_equal_at_creation_and_weights_kept', 'dynblocks/dynamize.py',
+  "delta = (eps - eps.mean(0)) *", "delta = eps *"),
+ ('tests/test_dynamize.py::test_train_eval_channels_last', 'dynblocks/dynamize.py',
+  "(noise * w.float().std().clamp_min(1e-8))", "(0 * w.float().std().clamp_min(1e-8))"),
+ ('tests/test_dynamize.py::test_compile_and_export', 'dynblocks/dynamize.py',
+  "        return y.sum(2).reshape(B, nf, H, W)", "        return y.sum(2).reshape(int(B), nf, H, W)"),
+ ('tests/test_dynamize.py::test_conv_options_and_errors', 'dynblocks/dynamize.py',
+  "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).transpose(0, 1).reshape(", "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).reshape("),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]
