@@ -94,3 +94,21 @@ def test_conv_options_and_errors():
         for impl in ('fused', 'aggregate'): assert (DynConv2d(c, 3, impl=impl)(x) - c(x)).abs().max() < 1e-5
     with pytest.raises(Exception, match='no convolution'): dynamize(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(Exception, match='`filter` must be'): dynamize(nn.Sequential(nn.Conv2d(2, 2, 3)), filter=3)
+
+
+def test_vision_learner_frozen_body_gets_the_new_parameters(monkeypatch):
+    "With pretrained weights `vision_learner` freezes the body before `dynamize` adds parameters: the optimiser is rebuilt, still frozen"
+    import dynblocks.learner as dl
+    from fastai.vision.learner import vision_learner
+    from torchvision.models import resnet18
+    from dynblocks.cifar import sample_path
+    from dynblocks.data import cifar10_dls
+    def pretrained_like(*a, **kw):  # what vision_learner(pretrained=True) does, without downloading weights
+        learn = vision_learner(*a, **kw); learn.freeze(); return learn
+    monkeypatch.setattr(dl, 'vision_learner', pretrained_like)
+    dls = cifar10_dls(sample_path(), n_train=64, n_valid=32, bs=32, seed=0)
+    learn = dl.dyn_vision_learner(dls, resnet18, pretrained=False, n_branches=2)
+    in_opt = {id(p) for pl in learn.opt.param_lists for p in pl}
+    new = [p for c in dyn_convs(learn.model) for p in c.parameters()]
+    assert new and all(id(p) in in_opt for p in new)
+    assert learn.opt.frozen_idx == 2 and not any(p.requires_grad for c in dyn_convs(learn.model) for p in (c.weight, c.attn.weight))

@@ -66,6 +66,8 @@ cases = [
   "        return y.sum(2).reshape(B, nf, H, W)", "        return y.sum(2).reshape(int(B), nf, H, W)"),
  ('tests/test_dynamize.py::test_conv_options_and_errors', 'dynblocks/dynamize.py',
   "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).transpose(0, 1).reshape(", "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).reshape("),
+ ('tests/test_dynamize.py::test_vision_learner_frozen_body_gets_the_new_parameters', 'dynblocks/learner.py',
+  "    learn.opt = None  # rebuilt", "    pass  # rebuilt"),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]
