@@ -44,7 +44,9 @@ class DynConv2d(nn.Module):
         self.attn = nn.Linear(self.in_channels, L, device=w.device, dtype=w.dtype)
         nn.init.zeros_(self.attn.weight); nn.init.zeros_(self.attn.bias)  # equal weights for every input at the start
 
-    def attention(self, x:Tensor) -> Tensor:
+    def attention(self,
+                  x:Tensor,  # the layer's input (B, ni, H, W)
+                 ) -> Tensor:
         "Branch weights (B, L): softmax of a linear map of the spatial mean of `x`, over the temperature"
         return F.softmax(self.attn(x.mean((2, 3))) / self.temperature, dim=1)
 
@@ -102,6 +104,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
         setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl))
     return model
 
-def dyn_convs(model:nn.Module) -> list:
+def dyn_convs(model:nn.Module,  # any module
+             ) -> list:
     "The `DynConv2d` layers of `model`, in order"
     return [m for m in model.modules() if isinstance(m, DynConv2d)]

@@ -148,13 +148,12 @@ def plot_training(self:Learner,
     return fig
 
 # %% ../nbs/09_learner.ipynb #c32f36d4
-@delegates(vision_learner)
 def dyn_vision_learner(dls,  # fastai `DataLoaders` of images
                        arch,  # as for `vision_learner`: e.g. torchvision's `resnet18`, fastai's `xresnet18`, or a timm name
                        n_branches:int=4,  # kernels per dynamic convolution
                        filter=None,  # which convs of the body to replace (see `dynamize`; default: every 3×3)
                        noise:float=0.1,  # spread of the branches around the original kernel
-                       **kwargs):
+                       **kwargs):  # passed to fastai's `vision_learner` (`pretrained`, `metrics`, `loss_func`, …)
     "fastai's `vision_learner` with the body's convolutions dynamized (starting from its kernels), and `BranchWeights`"
     learn = vision_learner(dls, arch, **kwargs)
     dynamize(learn.model[0], n_branches, filter, noise)
