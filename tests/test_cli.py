@@ -102,7 +102,8 @@ def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root)
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path/'cut'
     p = subprocess.Popen([str(EXE), *args, '--out', str(out)], env={**os.environ, 'CI': 'true'},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # Ctrl-C acts even where a shell started
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # the tests in the background (SIGINT ignored)
     t0 = time.time()
     while not (out/'checkpoint.pth').exists() and time.time() - t0 < 300: time.sleep(0.05)
     p.send_signal(signal.SIGINT)
