@@ -23,6 +23,19 @@ def machine() -> dict:
     return d
 
 
+def start_training_bench(what:str, a, argv) -> tuple:
+    "(CIFAR-10 arrays, JSON path, result dict) for a benchmark that trains: data as `dynblocks train` finds it, machine, command"
+    import sys, fastai
+    from dynblocks.train import resolve_data
+    from dynblocks.cifar import load_cifar10
+    path, desc = resolve_data(a.data)
+    m = machine(); m['fastai'] = fastai.__version__
+    out = Path(a.out or RESULTS/f"{what}-cpu-{m['date']}.json")
+    res = dict(what=what, command=f'python bench/{what}.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+               machine=m, data=desc, args=vars(a), runs=[])
+    return load_cifar10(path, download=False), out, res
+
+
 def timeit(fn, device, warmup=2, repeats=5) -> dict:
     "Median and spread (min, max) of `fn()` in seconds, after `warmup` calls, clock synchronised with `device`"
     for _ in range(warmup): fn()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import RESULTS, machine  # noqa: E402
+from bench import start_training_bench  # noqa: E402
 
 
 def main(argv=None):
@@ -26,24 +26,16 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--out', default=None)
     a = p.parse_args(argv)
-    import torch, fastai
     from fastai.vision.learner import vision_learner
     from fastai.metrics import accuracy
     from fastai.torch_core import set_seed
-    from dynblocks.train import resolve_data
-    from dynblocks.cifar import load_cifar10
     from dynblocks.data import cifar10_dls
     from dynblocks.learner import dyn_vision_learner
     from dynblocks.models import count_flops
     arch = {'resnet18': lambda: __import__('torchvision.models', fromlist=['resnet18']).resnet18,
             'mobilenet_v2': lambda: __import__('torchvision.models', fromlist=['mobilenet_v2']).mobilenet_v2,
             'xresnet18': lambda: __import__('fastai.vision.models.xresnet', fromlist=['xresnet18']).xresnet18}[a.arch]()
-    path, desc = resolve_data(a.data)
-    data = load_cifar10(path, download=False)
-    m = machine(); m['fastai'] = fastai.__version__
-    out = Path(a.out or RESULTS/f"dynamize-cpu-{m['date']}.json")
-    res = dict(what='dynamize', command='python bench/dynamize.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
-               machine=m, data=desc, args=vars(a), runs=[])
+    data, out, res = start_training_bench('dynamize', a, argv)
     for seed in a.seeds:
         for dyn in (False, True):
             dls = cifar10_dls(data, n_train=a.n_train, n_valid=1000, bs=a.bs, seed=seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse, json, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import RESULTS, machine  # noqa: E402
+from bench import start_training_bench  # noqa: E402
 
 
 def main(argv=None):
@@ -27,16 +27,9 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--out', default=None, help='JSON file (default: bench/results/variants-cpu-<date>.json)')
     a = p.parse_args(argv)
-    import torch, fastai
     from dynblocks.recipes import recipe
-    from dynblocks.train import RunConfig, resolve_data, train_run
-    from dynblocks.cifar import load_cifar10
-    path, desc = resolve_data(a.data)
-    data = load_cifar10(path, download=False)
-    m = machine(); m['fastai'] = fastai.__version__
-    out = Path(a.out or RESULTS/f"variants-cpu-{m['date']}.json")
-    res = dict(what='variants', command='python bench/variants.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
-               machine=m, data=desc, args=vars(a), runs=[])
+    from dynblocks.train import RunConfig, train_run
+    data, out, res = start_training_bench('variants', a, argv)
     for seed in a.seeds:  # every recipe for one seed before the next seed: a stopped run still compares all of them
         for name in a.recipes:
             for variant in (name, f'{name}_fastai'):
