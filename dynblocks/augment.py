@@ -27,6 +27,7 @@ class Policy(str, Enum):
     seed000 = 'seed000'
     seed003 = 'seed003'
     airbench = 'airbench'
+    flip_shift = 'flip_shift'
 
 _POLICIES = {  # the parameters of each policy, shared by both implementations
     Policy.none: dict(),
@@ -34,6 +35,7 @@ _POLICIES = {  # the parameters of each policy, shared by both implementations
     Policy.seed000: dict(flip=True, pad=4, rotate=15, jitter=(0.2, 0.2, 0.2, 0.)),
     Policy.seed003: dict(flip=True, rotate=15, translate=0.1, scale=(0.9, 1.1), jitter=(0.2, 0.2, 0.2, 0.1)),
     Policy.airbench: dict(flip=True, pad=2, pad_mode='reflect', cutout=12),
+    Policy.flip_shift: dict(flip=True, pad=2, pad_mode='reflect'),
 }
 
 def policy_params(policy:str,  # a `Policy` name

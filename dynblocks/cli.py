@@ -1,4 +1,4 @@
-"""`dynblocks train`, `dynblocks predict`, `dynblocks models`, `dynblocks recipes`: training without writing code.
+"""`dynblocks train`, `dynblocks predict`, `dynblocks export`, `dynblocks models`, `dynblocks recipes`: training without writing code.
 
 Docs: https://dynblocks.github.io/dynblocks/cli.html.md"""
 
@@ -96,11 +96,17 @@ def make_parser() -> argparse.ArgumentParser:
     tu.add_argument('--grace', type=_pos_int, default=120, help='seconds without heartbeat before a trial is failed')
     tu.add_argument('--out', default=None, help="folder for the study's plots (default: runs/tune-<study>)")
     pr = sub.add_parser('predict', help='class and probability for each image')
-    pr.add_argument('model', help='a run folder, or its model.json / model.safetensors (safe to open); a model.pkl only '
-                    'with --unsafe-pickle')
+    pr.add_argument('model', help='a run folder, or its model.json / model.safetensors (safe to open); a model.onnx from '
+                    '`dynblocks export --onnx` (safe to open, needs the onnx extra); a model.pkl only with --unsafe-pickle')
     pr.add_argument('images', nargs='+')
     pr.add_argument('--unsafe-pickle', action='store_true', help="open a fastai export (model.pkl): unpickling runs "
                     "whatever code the file holds, so only for files you made or trust")
+    ex = sub.add_parser('export', help="write a run's model as an ONNX file for inference (needs the onnx extra)")
+    ex.add_argument('run', help='a run folder, or its model.json / model.safetensors')
+    ex.add_argument('--onnx', action='store_true', help='write ONNX (the one export format so far)')
+    ex.add_argument('--batch', type=_pos_int, default=None, help="a fixed batch size, with per-sample aggregated kernels "
+                    "where the blocks allow (default: any batch size)")
+    ex.add_argument('--out', default=None, help='the .onnx file to write (default: model.onnx next to model.json)')
     return p
 
 # %% ../nbs/14_cli.ipynb #2f532e31
@@ -197,18 +203,34 @@ def _predict(args):
             cls, i, probs = learn.predict(PILImage.create(a))
             print(f"{fn}\t{cls}\t{float(probs[i]):.3f}")
         return
-    model = load_model(p)
+    if p.suffix == '.onnx':
+        from dynblocks.export import load_onnx
+        model = load_onnx(p)  # a graph and tensors: opening it runs no code
+    else: model = load_model(p)
     for r in predict_files(model, list(args.images)):
         if r['resized_from']:
             w, h = r['resized_from']; s = model.meta['size']
             print(f"note: {r['file']} is {w}×{h}; resized to {s}×{s}, the model's input size", file=sys.stderr)
         print(f"{r['file']}\t{r['class']}\t{r['prob']:.3f}")
 
+def _export(args):
+    "Write the model of a run as an ONNX file (`--onnx`), checked against PyTorch; print the file and the difference"
+    from dynblocks.export import load_model, export_onnx, check_onnx
+    if not args.onnx: raise DynblocksError("`dynblocks export` needs a format: add --onnx (ONNX is the one it writes so far).")
+    if args.out is not None and Path(args.out).suffix != '.onnx':
+        raise DynblocksError(f"--out {args.out} must end in .onnx: `dynblocks predict` recognises the file by it.")
+    model = load_model(args.run)
+    p = Path(args.run)
+    fn = export_onnx(model, Path(args.out) if args.out else (p if p.is_dir() else p.parent)/'model.onnx', batch=args.batch)
+    d = check_onnx(model, fn)
+    print(f"wrote {fn} ({'any batch size' if args.batch is None else f'batches of {args.batch}'}); "
+          f"onnxruntime against PyTorch: max abs difference of the logits {d:.1e}")
+
 def main(argv:list|None=None):  # arguments (default: the command line's)
     "Entry point of the `dynblocks` command: a user's mistake (`DynblocksError`) prints one line and exits 2; a bug keeps its traceback"
     p = make_parser()
     args = p.parse_args(argv)
-    try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune}[args.cmd](args)
+    try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune, 'export': _export}[args.cmd](args)
     except DynblocksError as e:
         msg, st = str(e), getattr(args, 'storage', None)
         p.exit(2, f"dynblocks {args.cmd}: error: {msg.replace(st, mask_url(st)) if st else msg}\n")

@@ -1,4 +1,4 @@
-"""`save_model` and `load_model`: weights in safetensors and a small JSON that rebuilds the model, so a model file from elsewhere can be opened without running any of its code.
+"""`save_model` and `load_model`: weights in safetensors and a small JSON that rebuilds the model, so a model file from elsewhere can be opened without running any of its code; `export_onnx` for inference in onnxruntime.
 
 Docs: https://dynblocks.github.io/dynblocks/export.html.md"""
 
@@ -6,20 +6,22 @@ Docs: https://dynblocks.github.io/dynblocks/export.html.md"""
 
 # %% ../nbs/12_export.ipynb #2622eec3
 from __future__ import annotations
-import json, math
+import contextlib, copy, io, json, math
 from pathlib import Path
 import numpy as np
 import torch
-from torch import nn
+from torch import nn, Tensor
 from PIL import Image
 from fastai.data.transforms import Normalize
 from fastai.torch_core import get_model
 from .core import DynblocksError, MissingFileError
+from .block import set_impl
 from .models import create_model, list_models
 from .cifar import read_image
 
 # %% auto #0
-__all__ = ['FORMAT', 'save_model', 'load_model', 'fit_image', 'predict_files', 'load_export']
+__all__ = ['FORMAT', 'ONNX_FORMAT', 'save_model', 'load_model', 'fit_image', 'predict_files', 'load_export', 'OnnxModel',
+           'load_onnx', 'check_onnx', 'export_onnx']
 
 # %% ../nbs/12_export.ipynb #3de0d9d3
 FORMAT = 'dynblocks-model-1'  # the `format` field of `model.json`
@@ -96,15 +98,15 @@ def fit_image(fn:str|Path,  # an image file
     if a.shape[:2] == (size, size): return a, None
     return np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)), (a.shape[1], a.shape[0])
 
-def predict_files(model:nn.Module,  # from `load_model` (with `model.meta`)
+def predict_files(model:nn.Module,  # from `load_model`, or an `OnnxModel` from `load_onnx` (both carry `model.meta`)
                   files:list,  # image files
                   bs:int=64,  # images per forward pass
                  ) -> list:
     "`{'file', 'class', 'prob', 'resized_from'}` for each image file, preprocessed as the model's training data"
     meta = getattr(model, 'meta', None)
-    if meta is None: raise DynblocksError("`predict_files` needs a model from `load_model` (it carries the preprocessing).")
+    if meta is None: raise DynblocksError("`predict_files` needs a model from `load_model` or `load_onnx` (it carries the preprocessing).")
     size, vocab = int(meta['size']), list(meta['vocab'])
-    dev = next(model.parameters()).device
+    dev = model.device if hasattr(model, 'device') else next(model.parameters()).device  # an `OnnxModel` says 'cpu'
     res = []
     for i in range(0, len(files), bs):
         chunk = files[i:i+bs]
@@ -130,3 +132,134 @@ def load_export(fn:str|Path,  # a `model.pkl` from `learn.export()`
     if not Path(fn).exists(): raise MissingFileError(f"No exported learner at {fn}.")
     from fastai.learner import load_learner
     return load_learner(fn)
+
+# %% ../nbs/12_export.ipynb #76878d27
+ONNX_FORMAT = 'dynblocks-onnx-1'  # the `format` field of the `dynblocks` metadata of an ONNX file
+_ONNX_META = ('arch', 'model_kw', 'n_in', 'n_out', 'size', 'vocab', 'normalize')  # from `model.json`
+_REEXPORT = "re-export it with `dynblocks export RUN --onnx`"
+
+def _need_onnx(what, *mods):
+    "The modules `mods`, or a one-line `DynblocksError` naming the extra"
+    import importlib
+    try: return [importlib.import_module(m) for m in mods]
+    except ImportError as e:
+        raise DynblocksError(f"{what} needs the optional extra: pip install 'dynblocks[onnx]' ({e.name or e} is not installed).") from None
+
+class OnnxModel:
+    "An ONNX file from `export_onnx` in an onnxruntime session on the CPU, called like the PyTorch model"
+    def __init__(self,
+                 fn:str|Path,  # an ONNX file written by `export_onnx` (`dynblocks export RUN --onnx`)
+                 threads:int|None=None,  # onnxruntime's threads within an operator (default: onnxruntime's choice)
+                ):
+        ort, = _need_onnx('ONNX inference', 'onnxruntime')
+        self.fn = fn = Path(fn)
+        if not fn.is_file(): raise MissingFileError(f"No ONNX file at {fn}: write one with `dynblocks export RUN --onnx`.")
+        so = ort.SessionOptions()
+        so.log_severity_level = 4  # fatal only: a user sees our one line, not onnxruntime's log
+        if threads: so.intra_op_num_threads = int(threads)
+        self._run_opts = ort.RunOptions(); self._run_opts.log_severity_level = 4
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints its retries on the CPU to stdout
+                self.session = ort.InferenceSession(str(fn), so, providers=['CPUExecutionProvider'],
+                                                    read_config_from_model=0)  # the file sets none of the session's options
+        except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail, InvalidGraph, …) derive from Exception only
+            why = (str(e).split('failed:', 1)[-1].strip().splitlines() or [''])[0][:200]
+            raise DynblocksError(f"{fn} is not a readable ONNX file ({type(e).__name__}: {why}); {_REEXPORT}.") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get('dynblocks')
+        if raw is None: raise DynblocksError(f"{fn} has no dynblocks metadata (it was not written by `export_onnx`); {_REEXPORT}.")
+        try: meta = json.loads(raw)
+        except ValueError as e: raise DynblocksError(f"{fn}: its dynblocks metadata is not valid JSON ({e}); {_REEXPORT}.") from None
+        need = {'format', 'batch', *_ONNX_META}
+        if not isinstance(meta, dict) or meta.get('format') != ONNX_FORMAT or not need <= set(meta):
+            raise DynblocksError(f"{fn}: its dynblocks metadata is not a {ONNX_FORMAT} record (it needs {sorted(need)}); {_REEXPORT}.")
+        ins = self.session.get_inputs()
+        if len(ins) != 1 or len(ins[0].shape) != 4:
+            raise DynblocksError(f"{fn} does not take one batch of images (its inputs: {[(i.name, i.shape) for i in ins]}); {_REEXPORT}.")
+        b = ins[0].shape[0]
+        self.batch = b if isinstance(b, int) else None  # from the graph itself: None for any batch size
+        self.meta, self.device, self._input = meta, torch.device('cpu'), ins[0].name
+
+    def __call__(self, x:Tensor) -> Tensor:
+        "Logits (B, n_out) of a float batch (B, n_in, size, size)"
+        x = torch.as_tensor(x)
+        c, s, n_out = int(self.meta['n_in']), int(self.meta['size']), int(self.meta['n_out'])
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
+            raise DynblocksError(f"{self.fn} takes a float batch (B, {c}, {s}, {s}), got {tuple(x.shape)}.")
+        a = x.detach().to('cpu', torch.float32).contiguous().numpy()
+        def run(v):
+            try: return self.session.run(None, {self._input: v}, self._run_opts)[0]
+            except Exception as e:  # the shape was checked above: what fails now is in the file (e.g. damaged)
+                why = (str(e).strip().splitlines() or [''])[0][:200]
+                raise DynblocksError(f"{self.fn} fails in onnxruntime ({type(e).__name__}: {why}); {_REEXPORT}.") from None
+        if len(a) == 0: return torch.zeros(0, n_out)
+        if self.batch is None: return torch.from_numpy(run(a))
+        outs = []
+        for i in range(0, len(a), self.batch):  # a fixed-batch file: chunks of `batch`, the last one zero-padded
+            v = a[i:i+self.batch]; k = len(v)
+            if k < self.batch: v = np.concatenate([v, np.zeros((self.batch - k, *v.shape[1:]), v.dtype)])
+            outs.append(run(v)[:k])
+        return torch.from_numpy(np.concatenate(outs))
+
+    def __repr__(self):
+        return f"OnnxModel({str(self.fn)!r}, arch={self.meta['arch']!r}, batch={self.batch or 'any'})"
+
+def load_onnx(fn:str|Path,  # an ONNX file written by `export_onnx` (`dynblocks export RUN --onnx`)
+              threads:int|None=None,  # onnxruntime's threads within an operator (default: onnxruntime's choice)
+             ) -> OnnxModel:
+    "The `OnnxModel` of `fn`: called like a model from `load_model`, with the same `meta` and `device` 'cpu'"
+    return OnnxModel(fn, threads)
+
+# %% ../nbs/12_export.ipynb #b2eed73b
+def _max_diff(onnx_model, model):
+    "Largest absolute difference of logits between `onnx_model` and the PyTorch `model`, on random inputs of 2 batch sizes"
+    ref = copy.deepcopy(model).eval().float().cpu()
+    c, s = int(onnx_model.meta['n_in']), int(onnx_model.meta['size'])
+    g, d = torch.Generator().manual_seed(0), 0.
+    for b in ((1, 3) if onnx_model.batch is None else (onnx_model.batch, onnx_model.batch + 1)):
+        x = torch.randn(b, c, s, s, generator=g)
+        with torch.no_grad(): d = max(d, (onnx_model(x) - ref(x)).abs().max().item())
+    return d
+
+def check_onnx(model:nn.Module,  # the PyTorch model the file was exported from
+               fn:str|Path,  # the ONNX file
+               tol:float=1e-4,  # the largest absolute difference of logits accepted
+              ) -> float:
+    "Largest absolute difference of logits between onnxruntime on `fn` and `model` on random inputs; an error above `tol`"
+    d = _max_diff(OnnxModel(fn), model)
+    if not d <= tol: raise DynblocksError(f"onnxruntime on {fn} differs from the PyTorch model by {d:.2g} in the logits "
+                                          f"(more than {tol:g}): the file is not this model; export it again from it.")
+    return d
+
+def export_onnx(model:nn.Module,  # from `load_model` (with `model.meta`)
+                fn:str|Path,  # the ONNX file to write, e.g. 'model.onnx'
+                batch:int|None=None,  # `None`: any batch size ('fused' blocks); N: batches of exactly N ('aggregate' blocks where they apply)
+                check:bool=True,  # run the file in onnxruntime on random inputs and compare its logits with PyTorch's (within 1e-4)
+               ) -> Path:
+    "Write `model` as an ONNX file for inference, with its preprocessing as metadata; returns the file's path"
+    _need_onnx('ONNX export', 'onnx', 'onnxruntime', 'onnxscript')  # onnxscript: the exporter's operator library
+    meta = getattr(model, 'meta', None)
+    if meta is None: raise DynblocksError("`export_onnx` needs a model from `load_model` (its `meta` is the preprocessing the file records).")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise DynblocksError(f"`batch` must be None (any batch size) or an integer >= 1, got {batch!r}.")
+    # ONNX's Conv has a constant `group`: per-sample kernels (a conv grouped over the batch) need a fixed batch
+    m = set_impl(copy.deepcopy(model).eval().float().cpu(), 'fused' if batch is None else 'aggregate')
+    c, s = int(meta['n_in']), int(meta['size'])
+    x = torch.randn(batch or 2, c, s, s)
+    dyn = None if batch else ({0: torch.export.Dim('batch')},)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        prog = torch.onnx.export(m, (x,), dynamo=True, dynamic_shapes=dyn, input_names=['image'], output_names=['logits'],
+                                 verbose=False)
+    proto = prog.model_proto
+    info = dict(format=ONNX_FORMAT, **{k: meta[k] for k in _ONNX_META}, batch=batch)
+    p = proto.metadata_props.add(); p.key, p.value = 'dynblocks', json.dumps(info)
+    fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fn.with_name(f'.tmp-{fn.name}')
+    try:
+        tmp.write_bytes(proto.SerializeToString())
+        if check:
+            d = _max_diff(OnnxModel(tmp), model)
+            if not d <= 1e-4: raise DynblocksError(f"onnxruntime differs from PyTorch by {d:.2g} in the logits (more than 1e-4) "
+                                                   f"for {meta['arch']} {meta['model_kw']}, so {fn} was not written; please report it.")
+        tmp.replace(fn)
+    finally: tmp.unlink(missing_ok=True)
+    return fn

@@ -6,9 +6,10 @@ Docs: https://dynblocks.github.io/dynblocks/learner.html.md"""
 
 # %% ../nbs/09_learner.ipynb #cbd1d9f6
 from __future__ import annotations
-import warnings
+import copy, functools, time, warnings
 import torch
 from torch import nn
+import torch.nn.functional as F
 from fastcore.basics import patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
@@ -22,7 +23,7 @@ from fastai.data.transforms import Normalize
 from fastai.torch_core import set_seed
 import fastai.vision.learner  # registers the vision `show_results` and `plot_top_losses`
 from .core import DynblocksError, choice
-from .models import create_model, dyn_splitter
+from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
 from .callbacks import StopOnNanLoss, EMA, BranchWeights
 from .dynamize import dynamize
@@ -31,7 +32,7 @@ from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, 
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
-__all__ = ['dyn_learner', 'dyn_vision_learner']
+__all__ = ['SLOW_EPOCH', 'SlowOnCPUWarning', 'epoch_time', 'dyn_learner', 'dyn_vision_learner']
 
 # %% ../nbs/09_learner.ipynb #6dbef1b1
 def _one_group(m): return [list(m.parameters())]
@@ -51,6 +52,69 @@ def _precision_cb(precision, device):
         return None
     return MixedPrecision(p.value)
 
+class SlowOnCPUWarning(UserWarning):
+    "`dyn_learner`'s estimate that an epoch on this CPU would take over `SLOW_EPOCH` seconds"
+
+SLOW_EPOCH = 60  # seconds per epoch above which `dyn_learner` warns when training on a CPU
+
+@functools.cache
+def _cpu_rate() -> float:
+    "Training FLOP/s of this CPU, measured once: forward and backward of a 3×3 conv, 64→64 channels, batch 16 at 32×32"
+    g = torch.Generator().manual_seed(0)  # a generator of its own: seeded runs draw the same numbers with or without it
+    x = torch.randn(16, 64, 32, 32, generator=g).contiguous(memory_format=torch.channels_last)
+    w = (torch.randn(64, 64, 3, 3, generator=g)/24).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(False), torch.enable_grad():
+        x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+        def step(): F.conv2d(x, w, padding=1).sum().backward()
+        step()  # warm-up: the first call picks the kernels
+        t = time.perf_counter()
+        for _ in range(2): step()
+        dt = (time.perf_counter() - t)/2
+    return 3 * 2*16*64*64*9*32*32 / dt  # 3× the forward FLOPs (as `count_flops` counts them) per step
+
+def _flops(model, size, n_in=3, **kwargs):
+    "Forward FLOPs of `model` (or of the model named `model`, built with `kwargs`) for one image, counted without arithmetic or random numbers"
+    with torch.random.fork_rng(devices=[]):
+        try:  # on the meta device: shapes only
+            if isinstance(model, str):
+                with torch.device('meta'): m = create_model(model, n_in=n_in, **kwargs)
+            else: m = copy.deepcopy(model).to('meta')
+            return count_flops(m, size, n_in)
+        except Exception:  # a model that needs real tensors
+            return count_flops(create_model(model, n_in=n_in, **kwargs) if isinstance(model, str) else model, size, n_in)
+
+def _secs(flops, n_images, bs, n_valid=0):
+    "Seconds for `n_images` training images in full batches of `bs` (3× `flops` each) and `n_valid` validation images (1×)"
+    return (3*(n_images//bs*bs) + n_valid) * flops / _cpu_rate()
+
+def epoch_time(model:str|nn.Module,  # a name from `list_models()`, or a model
+               size:int=32,  # image height and width in pixels
+               n_images:int=50_000,  # training images per epoch (for `lr_find`: its 100 iterations × `bs`)
+               bs:int=64,  # batch size (fastai drops the last incomplete training batch)
+               n_valid:int=0,  # validation images per epoch (a forward pass each)
+               n_in:int=3,  # input channels
+               **kwargs,  # `create_model` arguments for a model name (`width`, …)
+              ) -> float:
+    "Estimated seconds for one epoch on this CPU: `count_flops` × 3 per training image, over a once-measured training rate"
+    return _secs(_flops(model, size, n_in, **kwargs), n_images, bs, n_valid)
+
+def _fmt_secs(s): return f'{s:.0f} s' if s < 90 else f'{s/60:.0f} min' if s < 90*60 else f'{s/3600:.1f} h'
+
+def _cpu_note(dls, model, name, size, n_in):
+    "The `SlowOnCPUWarning` message for training `model` (called `name`) on `dls`, or `None` (not a CPU, or a short epoch)"
+    if dls.device is not None and torch.device(dls.device).type != 'cpu': return None
+    n, bs = dls.train.n, dls.train.bs
+    n_valid = dls.valid.n if len(dls.loaders) > 1 else 0
+    f = _flops(model, size, n_in)
+    t = _secs(f, n, bs, n_valid)
+    if t <= SLOW_EPOCH: return None
+    msg = (f"{name} at {size}×{size} px costs {f/1e9:.2g} GFLOPs per image: about {_fmt_secs(t)} per epoch of {n:,} "
+           f"images (and {n_valid:,} to validate) on this CPU (lr_find: up to {_fmt_secs(_secs(f, 100*bs, bs))})")
+    ft = _flops('dyn_tiny', size, n_in)
+    if 3*ft <= f: msg += (f"; for a CPU try dyn_learner(dls, 'dyn_tiny') ({ft/1e9:.2g} GFLOPs: about "
+                       f"{_fmt_secs(_secs(ft, n, bs, n_valid))} per epoch)")
+    return msg + '; cpu_note=False hides this note'
+
 @delegates(Learner.__init__)
 def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls`)
                 arch:str|nn.Module|None=None,  # a name from `list_models()` or a model (default: the recipe's)
@@ -66,6 +130,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                 precision:str|None=None,  # 'fp32', 'fp16' or 'bf16' (default: the recipe's where the device supports it)
                 channels_last:bool=True,  # train in channels-last memory format (fastai's `ChannelsLast`)
                 nan_guard:bool=True,  # stop on a non-finite loss with the last good weights (`StopOnNanLoss`)
+                cpu_note:bool=True,  # on a CPU, warn (`SlowOnCPUWarning`) with a time estimate when an epoch would take over `SLOW_EPOCH` seconds
                 **kwargs):
     "A fastai `Learner` for a dynamic-block model with a recipe, inferring classes and channels from `dls`"
     labelled, n_in, size = _peek(dls)
@@ -82,6 +147,12 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if seed is not None: set_seed(seed, reproducible=True)
     if arch is None: arch = r.arch
     model = arch if isinstance(arch, nn.Module) else create_model(arch, n_out=n_out, n_in=n_in, **(model_kw or {}))
+    if cpu_note:
+        name = type(model).__name__ if isinstance(arch, nn.Module) else \
+               f"{arch}({', '.join(f'{k}={v!r}' for k, v in model_kw.items())})" if model_kw else arch
+        try: msg = _cpu_note(dls, model, name, size, n_in)
+        except Exception: msg = None  # an estimate never stops a learner from being built
+        if msg: warnings.warn(msg, SlowOnCPUWarning, stacklevel=2)
     if n_in == 3 and not any(isinstance(t, Normalize) for t in dls.after_batch.fs):  # normalise as the recipe says
         dls.add_tfms([Normalize.from_stats(*stats_of(r.stats))], 'after_batch')
     cbs = list(L(cbs))
@@ -91,7 +162,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if r.clip: cbs.append(GradientClip(r.clip))
     if r.accum > 1: cbs.append(GradientAccumulation(r.accum*dls.bs))
     mp = _precision_cb(precision, dls.device) if precision is not None else \
-         _precision_cb(r.precision, dls.device) if dls.device is not None and dls.device.type == 'cuda' else None
+         _precision_cb(r.precision, dls.device) if dls.device is not None and torch.device(dls.device).type == 'cuda' else None
     if mp is not None: cbs.append(mp)
     kwargs.setdefault('wd', r.wd)
     learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or make_opt_func(r.opt, r.wd_mode, r.mom, r.lib, r.sqr_mom, r.eps),

@@ -13,9 +13,9 @@ from .core import DynblocksError, conv_out, unknown
 from .block import DynBlock
 
 # %% auto #0
-__all__ = ['MODELS', 'Spec', 'Dyn', 'Pool', 'Conv', 'Residual', 'Res', 'SqueezeExcite', 'SEBasic', 'SE', 'Head', 'DynNet',
-           'dyn_splitter', 'register_model', 'list_models', 'create_model', 'dyn_res4', 'dyn_macro7', 'se_resnet',
-           'dyn_deep11', 'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'count_flops', 'model_info']
+__all__ = ['MODELS', 'Spec', 'Dyn', 'Pool', 'Conv', 'PatchWhiten', 'Whiten', 'Residual', 'Res', 'SqueezeExcite', 'SEBasic', 'SE',
+           'Head', 'DynNet', 'dyn_splitter', 'register_model', 'list_models', 'create_model', 'dyn_res4', 'dyn_macro7',
+           'se_resnet', 'dyn_deep11', 'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'dyn_cpu', 'count_flops', 'model_info']
 
 # %% ../nbs/02_models.ipynb #f2443379
 def _scale(nf, width): return nf if width == 1 else max(8, int(round(nf*width/8))*8)
@@ -57,20 +57,66 @@ class Pool(Spec):
     def out_size(self, s, block_kw=None): return conv_out(s, 1, pool=self.ks)
 
 class Conv(Spec):
-    "Plain conv → BatchNorm → activation"
+    "Plain conv → [max-pool] → BatchNorm → activation"
     def __init__(self,
                  nf:int,  # output channels (before `width`)
                  ks:int=3,  # kernel size
                  stride:int=1,  # stride
                  padding:int|None=None,  # default: `ks//2` (same size at stride 1)
                  act_cls:type|None=None,  # default: the net's `act_cls`, else ReLU
+                 pool:int=1,  # max-pool by `pool` right after the conv, so BatchNorm and activation run on the smaller map (airbench's order)
                 ):
-        self.nf, self.ks, self.stride, self.padding, self.act_cls = nf, ks, stride, padding, act_cls
+        self.nf, self.ks, self.stride, self.padding, self.act_cls, self.pool = nf, ks, stride, padding, act_cls, pool
     def build(self, ni, width, block_kw):
         nf, pad = _scale(self.nf, width), self.ks//2 if self.padding is None else self.padding
         act = self.act_cls or block_kw.get('act_cls', nn.ReLU)
-        return nn.Sequential(nn.Conv2d(ni, nf, self.ks, self.stride, pad, bias=False), nn.BatchNorm2d(nf), act()), nf
-    def out_size(self, s, block_kw=None): return conv_out(s, self.ks, self.stride, self.padding)
+        pool = [nn.MaxPool2d(self.pool)] if self.pool > 1 else []
+        return nn.Sequential(nn.Conv2d(ni, nf, self.ks, self.stride, pad, bias=False), *pool, nn.BatchNorm2d(nf), act()), nf
+    def out_size(self, s, block_kw=None): return conv_out(s, self.ks, self.stride, self.padding, self.pool)
+
+class PatchWhiten(nn.Module):
+    "A `ks`×`ks` conv (no padding) whose frozen filters are ± the PCA-whitening basis of image patches, set from the first training batch"
+    def __init__(self,
+                 ni:int=3,  # input channels
+                 ks:int=2,  # patch size
+                 eps:float=5e-4,  # added to each eigenvalue before the inverse square root
+                ):
+        super().__init__()
+        d = ni*ks*ks
+        self.ks, self.eps = ks, eps
+        self.conv = nn.Conv2d(ni, 2*d, ks, bias=True)  # 2·d filters: each whitened direction and its negative
+        self.conv.weight.requires_grad_(False)  # frozen, as in airbench: only the bias trains
+        self.register_buffer('ready', torch.zeros((), dtype=torch.bool))  # saved, so a loaded or resumed model keeps its basis
+
+    @torch.no_grad()
+    def init_from(self,
+                  x:Tensor,  # a batch of (normalised) images (B, ni, H, W)
+                 ):
+        "Set the filters from the patches of `x`: eigenvectors of their covariance over the square root of the eigenvalues"
+        k, (B, C) = self.ks, x.shape[:2]
+        p = x.float().unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, C*k*k)  # patches (N, C·k·k)
+        evals, evecs = torch.linalg.eigh(torch.cov(p.T.double()))  # ascending eigenvalues
+        w = (evecs.T / (evals.clamp_min(0) + self.eps).sqrt()[:, None]).flip(0)  # (d, d): whitening directions, largest first
+        self.conv.weight.copy_(torch.cat([w, -w]).reshape_as(self.conv.weight).to(self.conv.weight))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(self.conv.weight.data, 0)  # every process uses rank 0's basis
+        self.ready.fill_(True)
+
+    def forward(self, x:Tensor) -> Tensor:
+        if self.training and not self.ready: self.init_from(x)  # data-dependent init on the first training batch
+        return self.conv(x)
+
+class Whiten(Spec):
+    "A `PatchWhiten` stem (2·`ni`·`ks`² channels), then the activation"
+    def __init__(self,
+                 ks:int=2,  # patch size
+                 act_cls:type|None=None,  # default: the net's `act_cls`, else ReLU
+                ):
+        self.ks, self.act_cls = ks, act_cls
+    def build(self, ni, width, block_kw):
+        act = self.act_cls or block_kw.get('act_cls', nn.ReLU)
+        return nn.Sequential(PatchWhiten(ni, self.ks), act()), 2*ni*self.ks*self.ks
+    def out_size(self, s, block_kw=None): return conv_out(s, self.ks, 1, 0)
 
 # %% ../nbs/02_models.ipynb #f1ab722c
 class Residual(nn.Module):
@@ -326,6 +372,17 @@ def dyn_fast(n_out:int=10,  # number of classes
     "For time to 94 %: airbench94's shape (24-64-256-256, pool early) with a fused 2-branch block in each group"
     layers = [Conv(24, act_cls=nn.GELU)]
     for nf in (64, 256, 256): layers += [Conv(nf, act_cls=nn.GELU), Pool(), Dyn(nf)]
+    head = dict(pool='max', bias=False, scale=1/9)
+    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
+
+
+@register_model(source='ours', report_acc=None)
+def dyn_cpu(n_out:int=10,  # number of classes
+            n_in:int=3,  # input channels
+            **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
+    "For the 10-minute CPU speedrun (`recipe('cpu10')`): a whitening 2×2 stem, then three groups (conv, pool, 2-branch block) of 32-128-128 channels"
+    layers = [Whiten(act_cls=nn.GELU)]
+    for nf in (32, 128, 128): layers += [Conv(nf, act_cls=nn.GELU, pool=2), Dyn(nf)]
     head = dict(pool='max', bias=False, scale=1/9)
     return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
 

@@ -127,6 +127,14 @@ class _EpochLines(Callback):
         v = [self.epoch] + [float(x) for x in self.recorder.values[-1]] if self.recorder.values else []
         self.say('  '.join(f'{x:.4f}' if isinstance(x, float) else str(x) for x in v))
 
+class _EpochClock(Callback):
+    "Seconds from the start of the run to the end of each epoch (validation included)"
+    order = 52
+    def __init__(self, t0): self.t0, self.times = t0, []
+    def after_epoch(self): self.times.append(round(time.time() - self.t0, 1))
+
+def _tta_note(tta, sep='; '): return '' if tta is None else f"{sep}with flip TTA {tta*100:.2f} %"
+
 def _versions():
     import fastai, dynblocks
     return dict(dynblocks=dynblocks.__version__, torch=torch.__version__, fastai=fastai.__version__,
@@ -193,6 +201,7 @@ def train_run(cfg:RunConfig,  # what to train
         return _train_run(cfg, data, cbs, resume, log, bars)
 
 def _train_run(cfg, data, cbs, resume, log, bars):
+    t_start = time.time()  # time-to-accuracy counts everything from here: data, model, training, TTA
     main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
     say = _print if (main and log) else (lambda *a: None)
     if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
@@ -232,7 +241,8 @@ def _train_run(cfg, data, cbs, resume, log, bars):
         say(f"lr_find: valley {sug.valley:.2e}")
     start = resume_from(learn) if resume else 0
     if start: say(f"resuming from the checkpoint after epoch {start} of {r.epochs}")
-    fit_cbs = [Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else []
+    clock = _EpochClock(t_start)
+    fit_cbs = [clock] + ([Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else [])
     t0 = time.time()
     if start < r.epochs:  # a finished run whose artifacts were lost only writes them again
         with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
@@ -242,15 +252,21 @@ def _train_run(cfg, data, cbs, resume, log, bars):
     vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
     learn.recorder.values = vals  # the whole run's history, also when resumed
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
+    tta = None
+    if r.tta == 'flip' and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
+        with learn.no_bar(), learn.no_logging(): p, y = learn.flip_tta()
+        tta = float((p.argmax(1) == y).float().mean())
     learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
         epochs=r.epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
         params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
-        final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), wall_s=round(wall, 1),
+        final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
+        run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
+        epoch_end_s=[None]*start + clock.times,
         images_per_s=round(len(dls.train_ds)*(r.epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions())
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
     if main and out is not None:
         _write_artifacts(learn, out, names, vals, learn.run_summary, say)
-        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %) after {r.epochs} epochs, {wall:.0f} s; artifacts in {out}")
-    else: say(f"valid accuracy: {acc[-1]*100:.2f} % after {r.epochs} epochs, {wall:.0f} s")
+        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta)}) after {r.epochs} epochs, {wall:.0f} s; artifacts in {out}")
+    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (')}{')' if tta is not None else ''} after {r.epochs} epochs, {wall:.0f} s")
     return learn

@@ -143,3 +143,21 @@ def test_one_default_for_every_path():
            (d.arch, d.lr, d.opt, d.wd, d.epochs)
     import inspect
     assert inspect.signature(dyn_learner).parameters['recipe'].default == 'default'
+
+def test_slow_on_cpu_note(monkeypatch):
+    "On a CPU, dyn_learner says in one line when an epoch would be slow (dyn_res4 at 48 px), not for dyn_tiny at 32 px, never on a GPU"
+    import dynblocks.learner as dl
+    from fastai.vision.all import ImageDataLoaders, Resize
+    from dynblocks.cifar import sample_path
+    folder = lambda device: ImageDataLoaders.from_folder(sample_path(), valid='test', item_tfms=Resize(48), bs=64, device=device)
+    with pytest.warns(dl.SlowOnCPUWarning, match=r"^dyn_res4 at 48×48 px costs 8\.4 GFLOPs per image: about [\d.]+ (s|min|h) "
+                      r"per epoch of 1,000 images .*lr_find: up to .*; for a CPU try dyn_learner\(dls, 'dyn_tiny'\)"):
+        dyn_learner(folder('cpu'), 'dyn_res4')  # the 1,000 training images of the sample at 48 px
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', dl.SlowOnCPUWarning)
+        dyn_learner(folder(None), 'dyn_res4', cpu_note=False)
+        dyn_learner(cifar10_dls(sample_path(), bs=64, seed=0, device='cpu'), 'dyn_tiny')  # 1,000 images at 32 px
+        cuda = folder('cpu')
+        cuda.device = torch.device('cuda')  # batches for a GPU: never fetched here (no GPU needed), so `_peek` is replaced
+        monkeypatch.setattr(dl, '_peek', lambda dls: (True, 3, 48))
+        dyn_learner(cuda, 'dyn_res4')

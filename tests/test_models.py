@@ -20,9 +20,14 @@ def test_forward_backward(model):
     assert y.shape == (4, 7), name
     assert torch.isfinite(y).all(), name
     y.pow(2).mean().backward()
-    missing = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    from dynblocks.models import PatchWhiten
+    whiten = {id(w.conv.weight) for w in m.modules() if isinstance(w, PatchWhiten)}
+    frozen = [n for n, p in m.named_parameters() if not p.requires_grad and id(p) not in whiten]
+    assert not frozen, f"{name}: frozen parameters outside a whitening stem: {frozen}"
+    trained = [(n, p) for n, p in m.named_parameters() if p.requires_grad]  # a whitening stem's filters are set from data, frozen
+    missing = [n for n, p in trained if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"{name}: parameters without a finite gradient: {missing[:5]}"
-    zero = [n for n, p in m.named_parameters() if p.grad.abs().sum() == 0]
+    zero = [n for n, p in trained if p.grad.abs().sum() == 0]
     assert not zero, f"{name}: parameters with an all-zero gradient: {zero[:5]}"
     m.zero_grad(set_to_none=True)
 
@@ -87,3 +92,21 @@ def test_impl_switch_keeps_function():
             set_impl(m, impl)
             assert {b.impl for b in m.modules() if isinstance(b, DynBlock)} == {Impl(impl)}  # not silently `fused`
             torch.testing.assert_close(m(x), ref, rtol=1e-4, atol=1e-4)
+
+def test_whitening_stem_set_once_from_the_first_training_batch():
+    "dyn_cpu's PatchWhiten: filters from the first training batch (whitened patches), then frozen; eval never sets them"
+    from dynblocks.models import PatchWhiten
+    torch.manual_seed(0)
+    m = create_model('dyn_cpu', width=0.25)
+    pw = next(x for x in m.modules() if isinstance(x, PatchWhiten))
+    w_init = pw.conv.weight.clone()
+    m.eval(); m(torch.randn(2, 3, 32, 32))
+    assert not pw.ready and torch.equal(pw.conv.weight, w_init)
+    x = torch.rand(64, 3, 32, 32)
+    m.train(); m(x)
+    assert pw.ready and not torch.equal(pw.conv.weight, w_init)
+    w = pw.conv.weight.clone()
+    m(torch.rand(64, 3, 32, 32)); assert torch.equal(pw.conv.weight, w)  # set once
+    y = torch.nn.functional.conv2d(x, w[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    c = torch.cov(y.T)
+    torch.testing.assert_close(c - c.diag().diag(), torch.zeros(12, 12), atol=1e-3, rtol=0)  # decorrelated patches

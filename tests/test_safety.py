@@ -46,13 +46,17 @@ def test_malicious_checkpoint_and_export_run_nothing(tmp_path):
     assert not marker.exists()
 
 def test_fuzz_random_and_truncated_files(tmp_path, pickles, sample):
-    "Random and truncated bytes as CIFAR batches, images, checkpoints and safe models: clear errors only, nothing written"
+    "Random and truncated bytes as CIFAR batches, images, checkpoints, safe models and ONNX files: clear errors only, nothing written"
     from dynblocks.callbacks import load_checkpoint
-    from dynblocks.export import load_model
+    from dynblocks.export import load_model, export_onnx, load_onnx
+    from dynblocks.models import create_model
     rng = random.Random(0)
     good_png = tmp_path/'good.png'; Image.fromarray(sample['train'][0][0]).save(good_png)
     good = {'batch': (pickles/'data_batch_1').read_bytes(), 'png': good_png.read_bytes(),
             'ckpt': torch.save({'a': torch.ones(3)}, tmp_path/'c.pth') or (tmp_path/'c.pth').read_bytes()}
+    m = create_model('dyn_tiny', width=0.25).eval()
+    m.meta = dict(format='dynblocks-model-1', arch='dyn_tiny', model_kw=dict(width=0.25), n_in=3, n_out=10, size=32, vocab=[], normalize=None)
+    good['onnx'] = export_onnx(m, tmp_path/'m.onnx', check=False).read_bytes()
     fz = tmp_path/'fuzz'; fz.mkdir()
     def variants(b):
         yield bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
@@ -71,9 +75,14 @@ def test_fuzz_random_and_truncated_files(tmp_path, pickles, sample):
                 try: read_image(f)
                 except DynblocksError: pass
                 f.unlink()
-            else:
+            elif kind == 'ckpt':
                 f = fz/'checkpoint.pth'; f.write_bytes(v)
                 try: load_checkpoint(f)
+                except DynblocksError: pass
+                f.unlink()
+            else:
+                f = fz/'model.onnx'; f.write_bytes(v)
+                try: load_onnx(f)(torch.zeros(1, 3, 32, 32))  # a flipped byte may leave a loadable file: it runs or says why not
                 except DynblocksError: pass
                 f.unlink()
             assert sorted(p.name for p in fz.rglob('*')) == before
@@ -86,7 +95,7 @@ def test_fuzz_random_and_truncated_files(tmp_path, pickles, sample):
         cases += 1
     (fz/'model.json').write_text('{not json')
     with pytest.raises(DynblocksError, match='is not valid JSON'): load_model(fz)
-    assert cases >= 24
+    assert cases >= 30
 
 def test_images_converted_as_training_data(tmp_path):
     g16 = tmp_path/'g16.png'; Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(g16)

@@ -68,6 +68,25 @@ cases = [
   "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).transpose(0, 1).reshape(", "w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).reshape("),
  ('tests/test_dynamize.py::test_vision_learner_frozen_body_gets_the_new_parameters', 'dynblocks/learner.py',
   "    learn.opt = None  # rebuilt", "    pass  # rebuilt"),
+ # issue 17: CPU speedrun, ablation, overheads
+ ('tests/test_models.py::test_whitening_stem_set_once_from_the_first_training_batch', 'dynblocks/models.py',
+  "        self.ready.fill_(True)", "        pass"),
+ ('tests/test_models.py::test_whitening_stem_set_once_from_the_first_training_batch', 'dynblocks/models.py',
+  "        if self.training and not self.ready: self.init_from(x)", "        if not self.ready: self.init_from(x)"),
+ ('tests/test_models.py::test_forward_backward', 'dynblocks/models.py',
+  "*pool, nn.BatchNorm2d(nf), act()), nf", "*pool, nn.BatchNorm2d(nf).requires_grad_(False), act()), nf"),
+ ('tests/test_bench.py::test_speedrun_benchmark_parts_smoke', 'bench/speedrun.py',
+  "    return min(cands, key=", "    return 1.0 or min(cands, key="),
+ ('tests/test_bench.py::test_speedrun_benchmark_parts_smoke', 'dynblocks/train.py',
+  "    if r.tta == 'flip' and num_distrib() <= 1", "    if False and num_distrib() <= 1"),
+ ('tests/test_onnx.py::test_batchnorm_folded_into_convs', 'dynblocks/export.py',
+  "                                 verbose=False)", "                                 verbose=False, optimize=False)"),
+ ('tests/test_onnx.py::test_fixed_batch_aggregates_linear_branches', 'dynblocks/export.py',
+  "'fused' if batch is None else 'aggregate')", "'fused')"),
+ ('tests/test_onnx.py::test_export_then_predict_through_both', 'dynblocks/cli.py',
+  "    if p.suffix == '.onnx':", "    if False:"),
+ ('tests/test_learner.py::test_slow_on_cpu_note', 'dynblocks/learner.py',
+  "    if t <= SLOW_EPOCH: return None", "    return None"),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]
