@@ -42,6 +42,7 @@ def _start(part, a, argv):
     path, desc = resolve_data(a.data) if part != 'memory' else (None, 'synthetic images')
     res = dict(what=part, command='python bench/speedrun.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                machine=m, data=desc, args=vars(a), runs=[])
+    if a.note: res['note'] = a.note
     return path, out, res
 
 
@@ -282,6 +283,7 @@ def main(argv=None):
     p.add_argument('--presets', nargs='*', default=None, help='memory: presets (default: all)')
     p.add_argument('--bs', type=int, default=128, help='memory: batch size')
     p.add_argument('--out', default=None, help='JSON file (default: bench/results/<part>-cpu-<date>.json)')
+    p.add_argument('--note', default=None, help='a remark recorded in the JSON (e.g. what else ran on the machine)')
     args = list(sys.argv[1:] if argv is None else argv)
     cut = args.index('--') if '--' in args else len(args)  # after `--`: more `dynblocks train` options (smoke tests)
     a = p.parse_args(args[:cut])

@@ -20,7 +20,7 @@ from fastai.torch_core import rank_distrib, num_distrib
 from .core import DynblocksError, choice
 from .block import DynBlock
 from .models import count_flops
-from .cifar import find_cifar10, sample_path
+from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
 from .callbacks import Checkpoint, BranchWeights, resume_from, load_checkpoint
 from .recipes import Recipe, Precision, recipe as get_recipe
@@ -57,7 +57,7 @@ def _plain_kw(kw):
 class RunConfig:
     "One training run as plain data; `None` means the recipe's value"
     data:str|None = None  # 'sample', 'cifar10', a folder, or None: CIFAR-10 if found, else the sample shipped with dynblocks
-    n_train:int|None = None  # stratified training subset
+    n_train:int|None = None  # stratified training subset (default: the recipe's, e.g. cpu10's 45,000, else all)
     n_valid:int|None = None  # the first `n_valid` validation images
     valid:str|float = 'test'  # 'test' (the official test set) or a fraction of the training set held out (tuning)
     recipe:str = 'default'  # a name from `list_recipes()`
@@ -222,7 +222,10 @@ def _train_run(cfg, data, cbs, resume, log, bars):
     else: path, desc = data, 'CIFAR-10 arrays'
     procs = f" in {num_distrib()} processes (batch size {r.bs} each)" if num_distrib() > 1 else ''
     say(f"dynblocks train: {r.arch} ({r.name} recipe) on {desc}{procs}")
-    dls = cifar10_dls(path, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=cfg.n_train, n_valid=cfg.n_valid,
+    arrays = path if isinstance(path, dict) else load_cifar10(path, download=cfg.data == 'cifar10')
+    n_train = cfg.n_train
+    if n_train is None and r.n_train is not None and r.n_train < len(arrays['train'][1]): n_train = r.n_train  # the recipe's subset
+    dls = cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
                       seed=cfg.seed, download=cfg.data == 'cifar10')
     extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
     learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
@@ -259,7 +262,7 @@ def _train_run(cfg, data, cbs, resume, log, bars):
     learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
         epochs=r.epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
         params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
-        final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
+        n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
         run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
         epoch_end_s=[None]*start + clock.times,
         images_per_s=round(len(dls.train_ds)*(r.epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions())

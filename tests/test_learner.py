@@ -161,3 +161,16 @@ def test_slow_on_cpu_note(monkeypatch):
         cuda.device = torch.device('cuda')  # batches for a GPU: never fetched here (no GPU needed), so `_peek` is replaced
         monkeypatch.setattr(dl, '_peek', lambda dls: (True, 3, 48))
         dyn_learner(cuda, 'dyn_res4')
+
+def test_recipe_n_train_is_a_cap_a_run_can_override(monkeypatch, cifar_root):
+    "A recipe's `n_train` (cpu10's subset) trains on at most that many images; `RunConfig.n_train` overrides it"
+    import dynblocks.recipes as R
+    from dynblocks.cifar import load_cifar10
+    from dynblocks.train import RunConfig, train_run
+    monkeypatch.setitem(R._RECIPES, 'sub300', R.Recipe('sub300', 'dyn_tiny', n_train=300, epochs=1, bs=100))
+    d = load_cifar10(cifar_root, download=False)
+    d = {**d, 'train': (d['train'][0][:600], d['train'][1][:600]), 'test': (d['test'][0][:100], d['test'][1][:100])}
+    run = lambda **kw: train_run(RunConfig(recipe='sub300', width=0.25, **kw), data=d, log=False).run_summary['n_train']
+    assert run() == 300 and run(n_train=500) == 500
+    monkeypatch.setitem(R._RECIPES, 'sub300', R.Recipe('sub300', 'dyn_tiny', n_train=5000, epochs=1, bs=100))
+    assert run() == 600  # more than the data holds: all of it
