@@ -38,7 +38,7 @@ def render_readme(nb_path:Path=NBS/'index.ipynb') -> str:
         d = _directives(c.source)
         if 'hide' in d or 'export' in d or 'exporti' in d: continue
         src = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
-        if src and 'hide_input' not in d: out.append(f'```python\n{src}\n```')
+        if src and 'hide_input' not in d and d.get('echo') != 'false': out.append(f'```python\n{src}\n```')  # as on the site
         for o in c.get('outputs', []):
             data = o.get('data', {})
             if 'text/markdown' in data: out.append(''.join(data['text/markdown']).strip())
