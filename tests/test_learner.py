@@ -176,3 +176,20 @@ def test_recipe_n_train_is_a_cap_a_run_can_override(monkeypatch, cifar_root):
     assert run() == 300 and run(n_train=500) == 500
     monkeypatch.setitem(R._RECIPES, 'sub300', R.Recipe('sub300', 'dyn_tiny', n_train=5000, epochs=1, bs=100))
     assert run() == 600  # more than the data holds: all of it
+
+def test_flops_count_falls_back_to_the_real_model():
+    "A forward the meta device cannot run (it reads a value back) is counted on a real model, the global RNG untouched"
+    import torch
+    from torch import nn
+    from dynblocks.learner import _flops
+    from dynblocks.models import MODELS, register_model, count_flops
+    class _ReadsBack(nn.Module):
+        def __init__(self, n_out=10, n_in=3): super().__init__(); self.conv = nn.Conv2d(n_in, n_out, 3)
+        def forward(self, x): return self.conv(x) * float(x.std() + 1)
+    assert _flops(_ReadsBack(), 32) == count_flops(_ReadsBack(), 32)
+    register_model(_ReadsBack)
+    try:
+        rng = torch.random.get_rng_state()
+        assert _flops('_ReadsBack', 32) == 2*10*3*9*30*30
+        assert torch.equal(torch.random.get_rng_state(), rng)
+    finally: MODELS.pop('_ReadsBack')
