@@ -26,20 +26,51 @@ __all__ = ['StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from
 
 # %% ../nbs/06_callbacks.ipynb #889f2768
 class StopOnNanLoss(TerminateOnNaNCallback):
-    "fastai's `TerminateOnNaNCallback` that also restores the weights of the last finished epoch and says why it stopped"
+    "fastai's `TerminateOnNaNCallback` without a host sync per batch, that also restores the weights of the last finished epoch and says why it stopped"
     # fastai's callback stops the fit but leaves the non-finite weights in the model, where a checkpoint or an export
     # would keep them; this subclass keeps a copy of the last good epoch's weights and puts them back.
-    def before_fit(self): self.good, self.nan_stopped = copy.deepcopy(get_model(self.learn.model).state_dict()), False
-    def after_epoch(self): self.good = copy.deepcopy(get_model(self.learn.model).state_dict())
+    def __init__(self,
+                 every:int=50,  # training batches between two reads of the combined check on the host (also read at the end of each epoch's training and of the fit)
+                ):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise DynblocksError(f"StopOnNanLoss `every` must be a whole number >= 1, got {every!r}.")
+        self.every, self.reads = every, 0
+
+    def _clear(self): self.first, self.first_loss, self.n = None, None, 0
+
+    def before_fit(self):
+        self.good, self.nan_stopped = copy.deepcopy(get_model(self.learn.model).state_dict()), False
+        self._clear()
+
     def after_batch(self):
         # fastai's test (`if isinf(loss) or isnan(loss)`) fails on the per-item losses `get_preds` computes, so the test is
         # here, on training batches, where fastai's callback means it
-        if not self.training or torch.isfinite(self.learn.loss).all(): return
+        if not self.training: return
+        loss = self.learn.loss.detach()
+        new = ~torch.isfinite(loss).all()  # on the loss's device: nothing is read on the host here
+        if self.first is None: self.first, self.first_loss = torch.full_like(new, -1, dtype=torch.long), torch.zeros_like(loss.float().sum())
+        new = new & (self.first < 0)  # the first bad batch since the last read
+        self.first = torch.where(new, self.iter, self.first)
+        self.first_loss = torch.where(new, loss.float().sum(), self.first_loss)
+        self.n += 1
+        if self.n % self.every == 0: self._read()
+
+    def _read(self, stop:bool=True):
+        "Read the combined check on the host; on a bad loss, restore the last good weights (and stop the fit if `stop`)"
+        if self.first is None: return
+        self.reads += 1
+        first, val = int(self.first), float(self.first_loss)  # the one host read
+        self._clear()
+        if first < 0: return
         get_model(self.learn.model).load_state_dict(self.good)
         self.nan_stopped = True
-        warnings.warn(f"Loss became {self.learn.loss.item()} at epoch {self.epoch}, batch {self.iter}: training stopped "
-                      "and the weights of the last finished epoch restored. Lower the learning rate or clip gradients.")
-        raise CancelFitException()
+        warnings.warn(f"Loss became {val} at epoch {self.epoch}, batch {first}: training stopped and the weights of the "
+                      "last finished epoch restored. Lower the learning rate or clip gradients.")
+        if stop: raise CancelFitException()
+
+    def after_train(self): self._read()  # before validation sees the weights
+    def after_epoch(self): self.good = copy.deepcopy(get_model(self.learn.model).state_dict())
+    def after_fit(self): self._read(stop=False)  # a fit cancelled mid-epoch (e.g. by a pruner) still gets its last batches checked
 
 # %% ../nbs/06_callbacks.ipynb #4e2a00a1
 class EMA(Callback):
