@@ -213,7 +213,8 @@ def plot_training(self:Learner,
     a0.plot([float(l) for l in rec.losses], lw=0.8); a0.set_xlabel('batch'); a0.set_ylabel('train loss (smoothed)')
     for nm in ('train_accuracy', 'valid_accuracy'):
         if nm in names and len(vals): a1.plot(range(1, len(vals)+1), vals[:, names.index(nm)].numpy(), marker='o', label=nm)
-    a1.set_xlabel('epoch'); a1.set_ylabel('accuracy'); a1.legend()
+    a1.set_xlabel('epoch'); a1.set_ylabel('accuracy')
+    if a1.lines: a1.legend()  # no epoch recorded (e.g. after `get_preds`): an empty panel, no legend warning
     fig.tight_layout()
     if fname: fig.savefig(fname, dpi=100)
     return fig

@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/train.html.md"""
 
 # %% ../nbs/11_train.ipynb #98bc5fa2
 from __future__ import annotations
-import json, math, os, platform, socket, sys, time
+import json, math, os, platform, socket, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
@@ -24,7 +24,7 @@ from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
 from .callbacks import Checkpoint, BranchWeights, resume_from, load_checkpoint
 from .recipes import Recipe, Precision, recipe as get_recipe
-from .learner import dyn_learner
+from .learner import dyn_learner, SlowOnCPUWarning
 from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
@@ -119,13 +119,15 @@ def resolve_data(data:str|None,  # 'sample', 'cifar10', a folder, or None
 def _print(*a): print(*a, flush=True)
 
 class _EpochLines(Callback):
-    "One line per epoch (header first) instead of progress bars"
-    order = 51  # after `Recorder` names the columns
-    def __init__(self, say): self.say = say
-    def before_fit(self): self.say('  '.join(self.recorder.metric_names))
+    "One line per epoch of `fit` under one header, `time` column included, instead of progress bars"
+    order = 51  # after `Recorder` logs the epoch
+    def __init__(self, say): self.say, self.header = say, False
+    def before_fit(self): self.in_fit = False  # `get_preds` (the TTA) sends `before_fit` and `after_epoch` too
+    def before_train(self): self.in_fit = True
     def after_epoch(self):
-        v = [self.epoch] + [float(x) for x in self.recorder.values[-1]] if self.recorder.values else []
-        self.say('  '.join(f'{x:.4f}' if isinstance(x, float) else str(x) for x in v))
+        if not self.in_fit: return
+        if not self.header: self.say('  '.join(self.recorder.metric_names)); self.header = True
+        self.say('  '.join(f'{x:.4f}' if isinstance(x, float) else str(x) for x in self.recorder.log))  # fastai's own row
 
 class _EpochClock(Callback):
     "Seconds from the start of the run to the end of each epoch (validation included)"
@@ -228,8 +230,13 @@ def _train_run(cfg, data, cbs, resume, log, bars):
     dls = cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
                       seed=cfg.seed, download=cfg.data == 'cifar10')
     extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
-    learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
-                        path=out or Path('.'), model_dir='.')
+    with warnings.catch_warnings(record=True) as caught:  # the CPU time estimate is a line of the output, not a warning
+        warnings.simplefilter('always', SlowOnCPUWarning)
+        learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
+                            path=out or Path('.'), model_dir='.')
+    for w in caught:
+        if issubclass(w.category, SlowOnCPUWarning): say(f"estimate: {str(w.message).split('; ')[0]}")
+        else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not any(isinstance(m, DynBlock) for m in learn.model.modules()): learn.remove_cbs(learn.branch_weights)
     if bars is None: bars = sys.stdout.isatty()
     if not (main and log and bars):
@@ -257,8 +264,10 @@ def _train_run(cfg, data, cbs, resume, log, bars):
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
     tta = None
     if r.tta == 'flip' and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
+        kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
         with learn.no_bar(), learn.no_logging(): p, y = learn.flip_tta()
         tta = float((p.argmax(1) == y).float().mean())
+        for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
     learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
         epochs=r.epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
         params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,

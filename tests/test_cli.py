@@ -1,5 +1,5 @@
 "The `dynblocks` command, run as a user runs it: in a subprocess."
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 from PIL import Image
@@ -81,6 +81,54 @@ def test_train_without_dynamic_blocks_and_without_a_terminal(tmp_path):
     assert (out/'model.pkl').exists() and not (out/'branch_weights.png').exists()
     assert '\r' not in r.stdout and len(r.stdout.splitlines()) <= 6, r.stdout  # header, banner, 2 epochs, result
     assert r.stdout.splitlines()[1].split()[:2] == ['epoch', 'train_loss']
+
+def _table(out):
+    "The header lines and the epoch rows of a run's output"
+    lines = [l.strip() for l in out.replace('\r', '\n').splitlines()]
+    return [l for l in lines if l.split()[:2] == ['epoch', 'train_loss']], [l for l in lines if re.match(r'\d+\s+\d+\.\d+\s', l)]
+
+def test_train_output_one_table_no_warnings(tmp_path):
+    "A recipe with flip TTA (cpu10): one epoch table with its time column, the TTA in the summary line only, no warnings"
+    r = run('train', '--recipe', 'cpu10', '--data', 'sample', '--epochs', '2', '--width', '0.25', '--out', str(tmp_path/'r'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    heads, rows = _table(r.stdout)
+    assert len(heads) == 1 and len(rows) == 2, r.stdout  # the TTA's two prediction passes print no table
+    assert all(re.fullmatch(r'\d\d:\d\d', l.split()[-1]) and len(l.split()) == len(heads[0].split()) for l in rows), r.stdout
+    assert 'with flip TTA' in r.stdout.splitlines()[-1], r.stdout
+    assert 'Warning' not in r.stderr, r.stderr  # e.g. matplotlib's "No artists with labels found to put in legend"
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    "On a terminal (a pty), fastai's progress bar and its one table"
+    import pty
+    main, sub = pty.openpty()
+    p = subprocess.Popen([str(EXE), 'train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--bs', '100',
+                          '--out', str(tmp_path/'r')], stdin=sub, stdout=sub, stderr=sub, env={**os.environ, 'CI': 'true'})
+    os.close(sub)
+    buf = b''
+    while True:
+        try: chunk = os.read(main, 65536)
+        except OSError: break  # EIO: the child closed the terminal
+        if not chunk: break
+        buf += chunk
+    os.close(main)
+    assert p.wait(timeout=600) == 0, buf[-2000:]
+    out = buf.decode('utf8', 'replace')
+    assert 'Epoch 1/1' in out and '100.00% [' in out, out[-2000:]  # fastprogress's bar
+    heads, rows = _table(out)
+    assert len(heads) == 1 and len(rows) == 1 and re.fullmatch(r'\d\d:\d\d', rows[0].split()[-1]), out[-2000:]
+    assert 'Warning' not in out and 'test accuracy:' in out, out[-2000:]
+
+def test_cpu_estimate_is_a_line_not_a_warning(monkeypatch, capsys):
+    "`dyn_learner`'s `SlowOnCPUWarning` becomes one line of the run's output"
+    import warnings
+    import dynblocks.learner as dl
+    from dynblocks.train import RunConfig, train_run
+    monkeypatch.setattr(dl, 'SLOW_EPOCH', 0)  # every epoch is "slow"
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', dl.SlowOnCPUWarning)
+        train_run(RunConfig(data='sample', n_train=200, n_valid=100, epochs=1, width=0.25), bars=False)
+    est = [l for l in capsys.readouterr().out.splitlines() if l.startswith('estimate: ')]
+    assert len(est) == 1 and 'per epoch of 200 images' in est[0] and 'cpu_note' not in est[0], est
 
 def test_fp16_and_bf16_are_one_setting():
     from dynblocks.cli import make_parser

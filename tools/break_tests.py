@@ -89,6 +89,15 @@ cases = [
   "    if t <= SLOW_EPOCH: return None", "    return None"),
  ('tests/test_learner.py::test_recipe_n_train_is_a_cap_a_run_can_override', 'dynblocks/train.py',
   "    if n_train is None and r.n_train is not None and r.n_train < len(arrays['train'][1]): n_train = r.n_train", "    pass"),
+ # issue 26, point 2: CLI output (the recorder kept across the TTA and the legend guard are checked in nbs/11 and nbs/09)
+ ('tests/test_cli.py::test_train_output_one_table_no_warnings', 'dynblocks/train.py',
+  "        if not self.in_fit: return", "        pass"),
+ ('tests/test_cli.py::test_train_output_one_table_no_warnings', 'dynblocks/train.py',
+  "for x in self.recorder.log))", "for x in [self.epoch] + list(self.recorder.values[-1])))"),
+ ('tests/test_cli.py::test_progress_bar_on_a_terminal', 'dynblocks/train.py',
+  "    if bars is None: bars = sys.stdout.isatty()", "    if bars is None: bars = False"),
+ ('tests/test_cli.py::test_cpu_estimate_is_a_line_not_a_warning', 'dynblocks/train.py',
+  "        warnings.simplefilter('always', SlowOnCPUWarning)", "        warnings.simplefilter('error', SlowOnCPUWarning)"),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]
