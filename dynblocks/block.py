@@ -13,7 +13,8 @@ from torch import nn, Tensor
 from .core import DynblocksError, choice, conv_out
 
 # %% auto #0
-__all__ = ['Impl', 'Pos', 'DynBlock', 'check_impls', 'impl_sweep', 'set_impl']
+__all__ = ['Impl', 'Start', 'Pos', 'Route', 'GateFn', 'MLPRouter', 'make_router', 'router_out', 'Gate', 'DynBlock', 'check_impls',
+           'impl_sweep', 'set_impl']
 
 # %% ../nbs/01_block.ipynb #fbf65aee
 class Impl(str, Enum):
@@ -21,6 +22,11 @@ class Impl(str, Enum):
     reference = 'reference'
     fused = 'fused'
     aggregate = 'aggregate'
+
+class Start(str, Enum):
+    "How a `DynBlock`'s kernels start: independent ('random', the reports'), or as its one-branch twin ('twin')"
+    random = 'random'
+    twin = 'twin'
 
 class Pos(str, Enum):
     "Where a `DynBlock` puts its norm or activation: in every `branch`, `after` the weighted sum, `after_add` (after the residual add), or `none`"
@@ -44,9 +50,61 @@ def _bn_momentum(bn, training):
     if bn.momentum is None: return 1. / float(bn.num_batches_tracked)
     return bn.momentum
 
+# %% ../nbs/01_block.ipynb #aa7c2bd0
+class Route(str, Enum):
+    "How a dynamic layer computes branch logits from the spatial mean of its input"
+    linear = 'linear'
+    mlp = 'mlp'
+
+class GateFn(str, Enum):
+    "How a dynamic layer turns branch logits into weights"
+    softmax = 'softmax'
+    sigmoid = 'sigmoid'
+
+class MLPRouter(nn.Module):
+    "Reduction MLP on pooled features: `Linear → BatchNorm → ReLU → Linear` (SKNet, ODConv)"
+    def __init__(self,
+                 ni:int,  # input features (the layer's input channels)
+                 n_out:int,  # logits (the number of branches)
+                 reduction:int=16,  # hidden width is `ni//reduction` ...
+                 min_hidden:int=16,  # ... but at least this
+                ):
+        super().__init__()
+        nh = max(min_hidden, ni//reduction)
+        self.fc1, self.bn, self.act = nn.Linear(ni, nh, bias=False), nn.BatchNorm1d(nh), nn.ReLU()
+        self.fc2 = nn.Linear(nh, n_out)
+    def forward(self, x:Tensor) -> Tensor: return self.fc2(self.act(self.bn(self.fc1(x))))  # (B, ni) -> (B, n_out)
+
+def make_router(kind:str,  # a `Route`: 'linear' or 'mlp'
+                ni:int,  # input channels of the layer
+                n_branches:int,  # branches (logits)
+               ) -> nn.Module:
+    "The router `kind`: a module mapping pooled features (B, `ni`) to branch logits (B, `n_branches`)"
+    kind = choice(Route, kind, 'router')
+    return nn.Linear(ni, n_branches) if kind == Route.linear else MLPRouter(ni, n_branches)
+
+def router_out(router:nn.Module,  # from `make_router`
+              ) -> nn.Linear:
+    "The `Linear` that produces a router's logits (zero it for equal weights on every input)"
+    return router if isinstance(router, nn.Linear) else router.fc2
+
+class Gate(nn.Module):
+    "Branch weights from logits: softmax over the temperature, or sigmoids scaled by 2/L; exactly 1 for one branch"
+    def __init__(self,
+                 kind:str='softmax',  # a `GateFn`: 'softmax' or 'sigmoid'
+                 temperature:float=1.,  # divides the logits (a plain attribute: a callback may set it every batch)
+                ):
+        super().__init__()
+        self.kind, self.temperature = choice(GateFn, kind, 'gate'), temperature
+    def forward(self, z:Tensor) -> Tensor:
+        if z.shape[1] == 1: return torch.ones_like(z)  # (B, 1): one branch, weight 1
+        z = z / self.temperature
+        return F.softmax(z, dim=1) if self.kind == GateFn.softmax else torch.sigmoid(z) * (2 / z.shape[1])  # (B, L)
+    def extra_repr(self): return f"{self.kind.value}, temperature={self.temperature}"
+
 # %% ../nbs/01_block.ipynb #4bf4fde9
 class DynBlock(nn.Module):
-    "`n_branches` conv branches on the same input, summed with per-sample softmax attention from `mean_hw(x)`"
+    "`n_branches` conv branches on the same input, summed with per-sample weights from `mean_hw(x)` (a router and a gate)"
     def __init__(self,
                  ni:int,  # input channels
                  nf:int,  # output channels
@@ -60,13 +118,18 @@ class DynBlock(nn.Module):
                  drop:float=0.,  # dropout probability in every branch (after the activation)
                  pool:bool=False,  # 2×2 max-pool at the end of every branch
                  residual:bool=False,  # add the input: identity, or 1×1 conv + BN when shapes change
-                 temperature:float=1.,  # softmax temperature T of the attention
+                 temperature:float=1.,  # temperature T of the gate (logits are divided by it)
                  impl:str='fused',  # 'reference', 'fused' or 'aggregate'
                  keep_attn:bool=True,  # keep the last forward's attention weights in `last_attn`
+                 router:str='linear',  # a `Route`: the reports' single 'linear' layer, or an 'mlp' with BatchNorm
+                 gate:str='softmax',  # a `GateFn`: 'softmax' (the reports') or 'sigmoid' (CondConv's, scaled by 2/L)
+                 start:str='random',  # a `Start`: 'random' (independent kernels, the reports') or 'twin' (the one-branch block's function)
+                 noise:float=0.1,  # with `start='twin'`: spread of the branch residuals, × the shared kernel's std
                 ):
         super().__init__()
         if ni < 1 or nf < 1 or n_branches < 1: raise DynblocksError(f"`ni`, `nf` and `n_branches` must be >= 1, got {ni}, {nf}, {n_branches}.")
-        if temperature <= 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
+        if not temperature > 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
+        if not noise >= 0: raise DynblocksError(f"`noise` must be >= 0, got {noise}.")
         if not 0 <= drop < 1: raise DynblocksError(f"`drop` must be in [0, 1), got {drop}.")
         self.ni, self.nf, self.n_branches, self.stride = ni, nf, n_branches, stride
         self.ks = _as_sizes(ks, n_branches)
@@ -78,9 +141,17 @@ class DynBlock(nn.Module):
         if min(self.paddings) < 0:
             raise DynblocksError(f"`padding={padding}` is too small for kernel sizes {self.ks}: use at least {(self.kmax-min(self.ks))//2}.")
         self.norm, self.act = choice(Pos, norm, 'norm position'), choice(Pos, act, 'act position')
-        self.drop, self.pool, self.temperature, self.keep_attn = drop, pool, temperature, keep_attn
+        self.drop, self.pool, self.keep_attn, self.noise = drop, pool, keep_attn, noise
+        self.start = choice(Start, start, 'start')
+        if self.start == Start.twin and len(set(self.ks)) > 1:
+            raise DynblocksError(f"`start='twin'` needs one kernel size for every branch, got {self.ks}: give `ks` as one int.")
         L = n_branches
-        self.weight = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # all branches' kernels, branch-major
+        if self.start == Start.twin:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
+            self.weight = nn.Parameter(torch.empty(nf, ni, self.kmax, self.kmax))  # W_0
+            self.delta = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # δ_l, branch-major
+        else:
+            self.weight = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # all branches' kernels, branch-major
+            self.delta = None
         self.bias = None if self.norm == Pos.branch else nn.Parameter(torch.zeros(L*nf))
         mask = torch.zeros(L, nf, 1, self.kmax, self.kmax)
         for l, k in enumerate(self.ks):
@@ -91,7 +162,8 @@ class DynBlock(nn.Module):
         self.bn = nn.BatchNorm2d(L*nf) if self.norm == Pos.branch else None  # one BN over L·nf = L per-branch BNs
         self.post_bn = nn.BatchNorm2d(nf) if self.norm in (Pos.after, Pos.after_add) else None
         self.act_fn = act_cls() if self.act != Pos.none else None
-        self.attn = nn.Linear(ni, L)  # mean_hw(x) -> branch logits
+        self.attn = make_router(router, ni, L)  # mean_hw(x) -> branch logits
+        self.gate = Gate(gate, temperature)  # logits -> branch weights
         self.shortcut = self._make_shortcut() if residual else None
         self.impl = impl
         self.last_attn = None
@@ -103,13 +175,28 @@ class DynBlock(nn.Module):
         return nn.Sequential(nn.Conv2d(self.ni, self.nf, 1, stride=s, bias=False), nn.BatchNorm2d(self.nf))
 
     def reset_parameters(self, act_cls=nn.ReLU):  # the activation the gain is computed for
-        "Kaiming-normal init of each branch's kernel for its own size; zero outside it"
+        "Kaiming-normal kernels (each branch's for its own size, zero outside it); with `start='twin'`, one shared kernel, zero-mean residuals and a zero router"
         nl = 'leaky_relu' if act_cls is nn.LeakyReLU else 'relu'
         with torch.no_grad():
+            if self.start == Start.twin:
+                nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity=nl)
+                d = torch.randn(self.n_branches, *self.weight.shape, device=self.weight.device)  # (L, nf, ni, k, k)
+                d = (d - d.mean(0)) * self.noise * self.weight.std()  # Σ_l δ_l = 0
+                self.delta.copy_(d.reshape_as(self.delta))
+                last = router_out(self.attn)
+                last.weight.zero_(); last.bias.zero_()  # equal weights for every input: the block is its twin
+                return
             self.weight.zero_()
             for l, k in enumerate(self.ks):
                 o = (self.kmax - k)//2
                 nn.init.kaiming_normal_(self.weight[l*self.nf:(l+1)*self.nf, :, o:o+k, o:o+k], mode='fan_out', nonlinearity=nl)
+
+    @property
+    def temperature(self):
+        "The gate's temperature (a plain attribute of `self.gate`, which `AnnealTemperature` sets every batch)"
+        return self.gate.temperature
+    @temperature.setter
+    def temperature(self, v): self.gate.temperature = v
 
     @property
     def impl(self): return self._impl
@@ -132,17 +219,18 @@ class DynBlock(nn.Module):
 
     def attention(self, x:Tensor,  # the block's input (B, ni, H, W)
                  ) -> Tensor:
-        "Branch weights `a` (B, L): softmax of a linear map of the spatial mean of `x`, over the temperature"
-        return F.softmax(self.attn(x.mean((2, 3))) / self.temperature, dim=1)  # (B, L)
+        "Branch weights `a` (B, L): the gate of the router's logits for the spatial mean of `x`"
+        return self.gate(self.attn(x.mean((2, 3))))  # (B, L)
 
     def _kernel(self):
-        return self.weight * self.mask if self.mixed else self.weight  # (L·nf, ni, k, k)
+        w = self.weight if self.delta is None else self.weight.repeat(self.n_branches, 1, 1, 1) + self.delta  # W_0 + δ_l
+        return w * self.mask if self.mixed else w  # (L·nf, ni, k, k)
 
     def _branch(self, x, l):
         "Branch `l` alone, as the formula reads: conv → norm → act → dropout → pool"
         nf, k = self.nf, self.ks[l]
         sl, o = slice(l*nf, (l+1)*nf), (self.kmax - k)//2
-        w = self.weight[sl, :, o:o+k, o:o+k]  # (nf, ni, k, k)
+        w = self._kernel()[sl, :, o:o+k, o:o+k]  # (nf, ni, k, k)
         y = F.conv2d(x, w, None if self.bias is None else self.bias[sl], self.stride, self.paddings[l])  # (B, nf, H', W')
         if self.bn is not None:
             bn = self.bn
@@ -249,6 +337,9 @@ def impl_sweep():
         dict(n_branches=4, ks=3, norm='after', act='after', residual=True),  # linear branches, BN after
         dict(n_branches=4, ks=[3, 5, 5, 3], norm='branch', act='after'),  # linear branches with branch BN (folded)
         dict(n_branches=2, ks=3, norm='none', act='none', temperature=0.5),  # plain convs, sharper softmax
+        dict(n_branches=3, ks=3, router='mlp', gate='sigmoid'),  # an MLP router and sigmoid gates
+        dict(n_branches=4, ks=3, norm='after', act='after', start='twin', router='mlp'),  # the twin start (W_0 + δ_l)
+        dict(n_branches=2, ks=3, start='twin', residual=True, gate='sigmoid'),  # twin start with branch BN and act
     ]
 
 # %% ../nbs/01_block.ipynb #4493fce3
