@@ -368,3 +368,5 @@ d = { 'settings': { 'branch': 'main',
                                 'dynblocks.tune.save_study_plots': ('tune.html#save_study_plots', 'dynblocks/tune.py'),
                                 'dynblocks.tune.seed002_space': ('tune.html#seed002_space', 'dynblocks/tune.py'),
                                 'dynblocks.tune.trial_config': ('tune.html#trial_config', 'dynblocks/tune.py')}}}
+                                   'dynblocks.reports.gpu_seconds': ('reports.html#gpu_seconds', 'dynblocks/reports.py'),
+                                   'dynblocks.reports.recipe_flops': ('reports.html#recipe_flops', 'dynblocks/reports.py'),

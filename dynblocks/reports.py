@@ -13,10 +13,12 @@ from .core import unknown
 from .block import DynBlock
 from .models import Residual, SEBasic, create_model
 from .augment import policy_params
-from .recipes import recipe
+import math
+from .recipes import Recipe, recipe
+from .learner import _flops
 
 # %% auto #0
-__all__ = ['REPORTS', 'report_info', 'report_facts']
+__all__ = ['REPORTS', 'report_info', 'report_facts', 'recipe_flops', 'gpu_seconds']
 
 # %% ../nbs/19_reports.ipynb #01c6029d
 def _blocks(m): return [b for b in m.modules() if isinstance(b, DynBlock)]
@@ -154,3 +156,30 @@ def report_facts(name:str,  # a report's recipe name: 'seed000' … 'seed004'
         with torch.no_grad(): v = f(r, m)
         rows.append(dict(statement=s, setting=k, dynblocks=v, report=want, holds=v == want, test=t))
     return rows
+
+# %% ../nbs/19_reports.ipynb #e587df64
+def recipe_flops(r:str|Recipe,  # a recipe name or `Recipe`
+                 n_train:int=50_000,  # training images (capped by the recipe's `n_train`)
+                 n_valid:int=10_000,  # validation images, evaluated after every epoch
+                 **model_kw,  # `create_model` arguments (`width`, …)
+                ) -> dict:
+    "FLOPs of recipe `r`'s whole run: 3× the forward FLOPs per training image and 1× per validation image, every epoch, plus the final flip TTA"
+    r = recipe(r)
+    f = _flops(r.arch, 32, **model_kw)
+    n = min(n_train, r.n_train or n_train)
+    tb, vb = n//r.bs, math.ceil(n_valid/r.bs)  # fastai drops the last incomplete training batch, keeps the validation one
+    train, valid = 3*f*tb*r.bs*r.epochs, f*n_valid*r.epochs
+    tta = 2*f*n_valid if r.tta == 'flip' else 0  # the image and its mirror, once at the end
+    return dict(recipe=r.name, arch=r.arch, fwd_flops=f, epochs=r.epochs, train_batches=tb*r.epochs,
+                valid_batches=vb*r.epochs + (2*vb if tta else 0), train_flops=train, valid_flops=valid + tta, flops=train + valid + tta)
+
+def gpu_seconds(r:str|Recipe,  # a recipe name or `Recipe`
+                peak_tflops:float,  # the GPU's bf16 peak in TFLOP/s (e.g. measured on large matrix products)
+                mfu:float,  # fraction of that peak the training reaches
+                batch_s:float=0.,  # host time per training batch (kernel launches, callbacks) not hidden behind the GPU's work
+                valid_batch_s:float=0.,  # the same per validation batch
+                **kwargs,  # `recipe_flops` arguments
+               ) -> float:
+    "Expected seconds of recipe `r` on a GPU: its `recipe_flops` at `mfu` × `peak_tflops`, plus the host time per batch"
+    c = recipe_flops(r, **kwargs)
+    return c['flops']/(mfu*peak_tflops*1e12) + c['train_batches']*batch_s + c['valid_batches']*valid_batch_s

@@ -18,12 +18,38 @@ def test_block_and_data_benchmarks(tmp_path, cifar_root):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'d.json').read_text())['results'][0]['speedup'] > 0
 
-def test_gpu_time_to_accuracy_script_smoke_on_cpu(tmp_path, cifar_root):
-    r = run('bench/gpu.py', 'tta', '--data', str(cifar_root), '--device', 'cpu', '--n-train', '200', '--n-test', '200',
-            '--runs', '1', '--epochs', '1', '--skip-airbench', '--no-warmup', '--out', str(tmp_path/'t.json'))
-    assert r.returncode == 0, r.stderr[-2000:]
-    d = json.loads((tmp_path/'t.json').read_text())
-    assert d['dynblocks']['n_runs'] == 1 and 0 <= d['dynblocks']['acc_exact1000_mean'] <= 1
+def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
+    "The GPU day (bench/gpu.py, issue 23) rehearsed on a CPU: both steps, every phase's JSON with the keys the pages read"
+    import os, pytest
+    shared = cifar_root.parent  # ../shared: data/ (DYNBLOCKS_DATA) beside gpu/ (the shard tool and the wheels)
+    if not (shared/'gpu'/'cifar_shards.py').exists():
+        msg = f"{shared/'gpu'} (cifar_shards.py and the wheels) is needed for the GPU-day rehearsal"
+        if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'): pytest.fail(msg)
+        pytest.skip(msg)
+    r = run('bench/gpu.py', 'day', '--device', 'cpu', '--smoke', '--shared', str(shared), '--out', str(tmp_path))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    sys.path.insert(0, str(ROOT/'bench'))
+    import gpu
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(gpu.FILES)
+    ds = {ph: json.loads((tmp_path/f'{ph}.json').read_text()) for ph in gpu.PHASE_KEYS}
+    for ph, keys in gpu.PHASE_KEYS.items():
+        d = ds[ph]
+        assert d['ok'] and d['smoke'] and not (set(keys) - set(d)), (ph, d.get('error'), set(keys) - set(d))
+        if ph != 'step1': assert not set(gpu.HEAD_KEYS) - set(d) and d['recipes']['seed000']['arch'] == 'dyn_res4', ph
+    assert ds['step1']['wheels']['rc'] == 0 and any(w.startswith('fastai-') for w in ds['step1']['wheels']['files'])
+    assert ds['checks']['impls_ok'] and ds['checks']['data'] == dict(ds['checks']['data'], train=500, test=1100)
+    assert {o['dtype'] for o in ds['checks']['impls']} == {'fp32', 'bf16'} and len(ds['checks']['presets']) == 8
+    assert all(v['eager']['img_s'] > 0 for v in ds['throughput']['presets'].values())
+    assert sum('img_s' in v['compiled'] for v in ds['throughput']['presets'].values()) == 1  # the rest: compile budget spent
+    assert ds['plan']['chosen'] == 'seed000' and len(ds['plan']['candidates']) == 5
+    rr = ds['report_run']
+    assert rr['name'] == 'seed000' and rr['status'] == 'done' and rr['epochs_done'] == 1 == len(rr['history']) and rr['report_acc'] == 92.15
+    assert 0 <= rr['acc_exact1000'] <= 1 and rr['n_exact'] == 1000 and rr['n_jpeg'] == 100 and 'StopOnNanLoss' in rr['callbacks']
+    f = ds['fast94']
+    assert len(f['runs']) == 1 and f['runs'][0]['tta'] and f['airbench94']['status'].startswith('not available')
+    s = ds['summary']
+    assert s['all_ok'] and [p['phase'] for p in s['phases']] == ['checks', 'throughput', 'plan', 'report_run', 'fast94', 'summary']
+    assert s['results']['report_run']['acc_exact1000'] == rr['acc_exact1000'] and s['elapsed_s'] < 150
 
 def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     "Each part of bench/speedrun.py on tiny settings: the JSON has what the Benchmarks page reads"
