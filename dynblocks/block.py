@@ -146,12 +146,12 @@ class DynBlock(nn.Module):
         if self.start == Start.twin and len(set(self.ks)) > 1:
             raise DynblocksError(f"`start='twin'` needs one kernel size for every branch, got {self.ks}: give `ks` as one int.")
         L = n_branches
-        if self.start == Start.twin:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
+        self.delta = None
+        if self.start == Start.twin and L > 1:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
             self.weight = nn.Parameter(torch.empty(nf, ni, self.kmax, self.kmax))  # W_0
             self.delta = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # δ_l, branch-major
         else:
             self.weight = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # all branches' kernels, branch-major
-            self.delta = None
         self.bias = None if self.norm == Pos.branch else nn.Parameter(torch.zeros(L*nf))
         mask = torch.zeros(L, nf, 1, self.kmax, self.kmax)
         for l, k in enumerate(self.ks):
@@ -178,7 +178,7 @@ class DynBlock(nn.Module):
         "Kaiming-normal kernels (each branch's for its own size, zero outside it); with `start='twin'`, one shared kernel, zero-mean residuals and a zero router"
         nl = 'leaky_relu' if act_cls is nn.LeakyReLU else 'relu'
         with torch.no_grad():
-            if self.start == Start.twin:
+            if self.delta is not None:  # the twin start (one branch: a plain kernel, it is its own twin)
                 nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity=nl)
                 d = torch.randn(self.n_branches, *self.weight.shape, device=self.weight.device)  # (L, nf, ni, k, k)
                 d = (d - d.mean(0)) * self.noise * self.weight.std()  # Σ_l δ_l = 0

@@ -1,4 +1,4 @@
-"""What dynblocks adds to a fastai training loop: stop on NaN, weight averaging and flip TTA, checkpoints that resume exactly, and a look at the branch weights.
+"""What dynblocks adds to a fastai training loop: stop on NaN, weight averaging and flip TTA, checkpoints that resume exactly, gate-temperature annealing, and a look at the branch weights and their health.
 
 Docs: https://dynblocks.github.io/dynblocks/callbacks.html.md"""
 
@@ -17,12 +17,14 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.torch_core import get_model, rank_distrib, num_distrib
+from torch import Tensor
 from .core import DynblocksError, MissingFileError
 from .block import DynBlock
 from .dynamize import DynConv2d
 
 # %% auto #0
-__all__ = ['StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'BranchWeights']
+__all__ = ['HEALTH', 'StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'AnnealTemperature',
+           'attention_stats', 'attention_state', 'BranchWeights']
 
 # %% ../nbs/06_callbacks.ipynb #889f2768
 class StopOnNanLoss(TerminateOnNaNCallback):
@@ -227,31 +229,95 @@ def resume_from(learn:Learner,  # a learner built as the interrupted one was
     return st['epoch'] + 1
 
 # %% ../nbs/06_callbacks.ipynb #036f93e9
+class AnnealTemperature(Callback):
+    "Set the gate temperature of every `DynBlock` and `DynConv2d` from `start` to `end` (linearly) over the first `pct` of training, batch by batch"
+    order = 60  # before the model's forward; with fastai's `ParamScheduler`
+    def __init__(self,
+                 start:float=30.,  # temperature at the first training batch
+                 end:float=1.,  # temperature from `pct` of training on, and after the fit
+                 pct:float=0.3,  # fraction of the fit's batches over which the temperature falls
+                ):
+        if not (start > 0 and end > 0): raise DynblocksError(f"Temperatures must be > 0, got start={start}, end={end}.")
+        if not 0 < pct <= 1: raise DynblocksError(f"`pct` must be in (0, 1], got {pct}.")
+        self.start, self.end, self.pct = start, end, pct
+
+    def temperature(self, pct_train:float) -> float:  # fraction of the fit done
+        "The temperature at `pct_train` of the fit"
+        return self.end if pct_train >= self.pct else self.start + (self.end - self.start) * pct_train / self.pct
+
+    def _set(self, t):
+        for m in self.layers: m.temperature = t
+
+    def before_fit(self):
+        self.active = not hasattr(self.learn, 'lr_finder')
+        self.layers = [m for m in self.learn.model.modules() if isinstance(m, (DynBlock, DynConv2d))] if self.active else []
+    def before_batch(self):
+        if self.training and self.active: self._set(self.temperature(self.pct_train))  # resumed fits: `pct_train` counts from the start
+    def after_fit(self):
+        if self.active: self._set(self.end)
+
+# %% ../nbs/06_callbacks.ipynb #372eca95
+def attention_stats(a:Tensor,  # branch weights (B, L) of one layer for a batch
+                   ) -> Tensor:
+    "Sums over the batch of (entropy / log L, top branch differs from the batch's, distance to the batch's mean weights), on the device"
+    a = a.float()
+    a = a / a.sum(1, keepdim=True).clamp_min(1e-12)  # sigmoid gates: as a distribution
+    L = a.shape[1]
+    ent = -(a * a.clamp_min(1e-12).log()).sum(1) / math.log(L) if L > 1 else torch.zeros(len(a), device=a.device)
+    m = a.mean(0, keepdim=True)  # (1, L)
+    differs = (a.argmax(1) != m.argmax(1)).float()
+    spread = (a - m).abs().sum(1) / 2
+    return torch.stack([ent.sum(), differs.sum(), spread.sum()])  # (3,)
+
+HEALTH = ('entropy', 'differs', 'spread')
+
+def attention_state(entropy:float,  # mean normalised entropy (1: uniform)
+                    differs:float,  # share of samples whose top branch differs from the batch's
+                    spread:float,  # mean distance of a sample's weights to the batch's mean
+                   ) -> str:
+    "'uniform', 'collapsed' or 'per-sample' from `attention_stats` means"
+    if entropy >= 0.95: return 'uniform'
+    if differs < 0.05 and spread < 0.05: return 'collapsed'
+    return 'per-sample'
+
+def _dyn_layers(model): return [m for m in model.modules() if isinstance(m, (DynBlock, DynConv2d)) and m.n_branches > 1]
+
 class BranchWeights(Callback):
-    "Record the attention of each `DynBlock` (and `DynConv2d`) during validation: mean per branch, mean entropy, and mean per class"
+    "Record the attention of each dynamic layer: during validation its mean per branch, per class and its health; its health every `every` training batches"
     order = 60  # after the model's forward and the metrics; reads only
     def __init__(self,
                  every_epoch:bool=True,  # keep a history (else only the last validation)
                  fit_only:bool=True,  # only the validations of `fit` (not `get_preds`, TTA or interpretation)
+                 every:int=10,  # training batches between two health records (0: none)
                 ):
-        self.every_epoch, self.fit_only, self.history, self._in_fit = every_epoch, fit_only, [], False
+        self.every_epoch, self.fit_only, self.every, self.history, self.train_health, self._in_fit = every_epoch, fit_only, every, [], [], False
 
     def before_fit(self): self._in_fit = False  # `validate` and `get_preds` send `before_fit` too
-    def before_train(self): self._in_fit = True  # only a `fit` trains before it validates
+    def before_train(self):
+        self._in_fit = not hasattr(self.learn, 'lr_finder')  # only a `fit` trains before it validates; `lr_find` is no fit
+        self.blocks, self._pending = _dyn_layers(self.learn.model), []
+
     def after_fit(self): self._in_fit = False
 
     def before_validate(self):
         active = self._in_fit or not self.fit_only
-        self.blocks = [m for m in self.learn.model.modules() if isinstance(m, (DynBlock, DynConv2d))] if active else []
+        self.blocks = _dyn_layers(self.learn.model) if active else []
         self.sums = None
 
+    def _train_batch(self):
+        if not (self._in_fit and self.every and self.blocks) or self.iter % self.every: return
+        n = len(self.learn.yb[0])
+        self._pending.append((self.train_iter, self.epoch + self.iter/self.n_iter,
+                              torch.stack([attention_stats(b.last_attn) for b in self.blocks]) / n))  # (blocks, 3), on the device
+
     def after_batch(self):
-        if self.training or not self.blocks or not self.learn.yb: return
+        if self.training: return self._train_batch()
+        if not self.blocks or not self.learn.yb: return
         y, c = self.learn.yb[0], self.learn.dls.c
         if self.sums is None:
             dev = y.device
             self.sums = [dict(w=torch.zeros(b.n_branches, device=dev), ent=torch.zeros((), device=dev),
-                              cls=torch.zeros(c, b.n_branches, device=dev)) for b in self.blocks]
+                              cls=torch.zeros(c, b.n_branches, device=dev), health=torch.zeros(3, device=dev)) for b in self.blocks]
             self.counts = torch.zeros(c, device=dev)
         self.counts += torch.bincount(y, minlength=c).float()
         for b, s in zip(self.blocks, self.sums):
@@ -259,30 +325,41 @@ class BranchWeights(Callback):
             s['w'] += a.sum(0)
             s['ent'] += -(a * a.clamp_min(1e-12).log()).sum()
             s['cls'].index_add_(0, y, a)
+            s['health'] += attention_stats(a)
+
+    def after_train(self):
+        "The training records of this epoch to the host: one transfer per epoch"
+        if not self._pending: return
+        vals = torch.stack([v for *_, v in self._pending]).cpu()  # (records, blocks, 3)
+        self.train_health += [dict(iter=i, epoch=round(e, 4), **{k: vals[j, :, h].tolist() for h, k in enumerate(HEALTH)})
+                              for j, (i, e, _) in enumerate(self._pending)]
+        self._pending = []
 
     def after_validate(self):
         if self.sums is None: return
         if num_distrib() > 1 and torch.distributed.is_initialized():  # each process saw its shard: add them up
             for t in [self.counts] + [v for s in self.sums for v in s.values()]: torch.distributed.all_reduce(t)
         n = self.counts.sum()
+        health = [(s['health']/n).tolist() for s in self.sums]
         rec = dict(epoch=getattr(self, 'epoch', 0),
                    mean=[(s['w']/n).cpu() for s in self.sums],
                    entropy=[(s['ent']/n).item() for s in self.sums],
-                   per_class=[(s['cls']/self.counts.clamp_min(1)[:, None]).cpu() for s in self.sums])
+                   per_class=[(s['cls']/self.counts.clamp_min(1)[:, None]).cpu() for s in self.sums],
+                   health=[dict(zip(HEALTH, h), state=attention_state(*h)) for h in health])
         self.history = (self.history + [rec]) if self.every_epoch else [rec]
 
     @property
     def last(self): return self.history[-1] if self.history else None
 
     def state_dict(self) -> dict:
-        "The recorded history (for exact resumption)"
-        return dict(history=self.history)
+        "The recorded history and training health (for exact resumption)"
+        return dict(history=self.history, train_health=self.train_health)
 
     def load_state_dict(self, sd:dict):  # from `state_dict`
         "Restore the recorded history"
-        self.history = list(sd['history'])
+        self.history, self.train_health = list(sd['history']), list(sd.get('train_health', []))
 
-# %% ../nbs/06_callbacks.ipynb #16255134
+# %% ../nbs/06_callbacks.ipynb #f3b60002
 @patch
 def plot_branch_weights(self:Learner,
                         fname:str|None=None,  # save the figure as this PNG
@@ -306,6 +383,31 @@ def plot_branch_weights(self:Learner,
         axs[1, i].imshow(pc.numpy(), aspect='auto', cmap='viridis', vmin=0, vmax=1)
         axs[1, i].set_yticks(range(len(vocab))); axs[1, i].set_yticklabels(vocab if i == 0 else [], fontsize=7)
         axs[1, i].set_xlabel('branch', fontsize=8); axs[1, i].set_xticks(range(len(m)))
+    fig.tight_layout()
+    if fname: fig.savefig(fname, dpi=100)
+    return fig
+
+# %% ../nbs/06_callbacks.ipynb #f05b30bd
+@patch
+def plot_attention_health(self:Learner,
+                          fname:str|None=None,  # save the figure as this PNG
+                         ):
+    "Entropy, share of samples whose top branch differs, and spread of every dynamic block's attention over training, from `BranchWeights`"
+    import matplotlib.pyplot as plt
+    cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
+    if cb is None or not cb.train_health:
+        raise DynblocksError("No attention health recorded: train with a `BranchWeights` callback (`dyn_learner` via `dynblocks train` adds one) first.")
+    th = cb.train_health
+    x = [r['epoch'] for r in th]
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3.2))
+    for h, (ax, k) in enumerate(zip(axs, HEALTH)):
+        for i in range(len(th[0][k])): ax.plot(x, [r[k][i] for r in th], lw=1, label=f'block {i}')
+        ax.set_xlabel('epoch'); ax.set_title({'entropy': 'entropy / log L (1: uniform)', 'differs': 'top branch differs from the batch\'s',
+                                              'spread': 'distance to the batch mean'}[k], fontsize=9)
+        ax.set_ylim(0, 1.02 if k != 'spread' else None)
+    axs[0].legend(fontsize=7)
+    if cb.last is not None:
+        fig.suptitle('last validation: ' + ', '.join(f"block {i} {h['state']}" for i, h in enumerate(cb.last['health'])), fontsize=9)
     fig.tight_layout()
     if fname: fig.savefig(fname, dpi=100)
     return fig

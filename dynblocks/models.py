@@ -357,21 +357,38 @@ def dyn_pool4(n_out:int=10,  # number of classes
     block = dict(n_branches=6, norm='after', act='branch', drop=0.1, pool=True)
     return DynNet(layers, n_in, n_out, head=head, **{**block, **kwargs})
 
+def _stages(dynamic, n:int) -> set:
+    "Indices of the `n` groups whose block is dynamic: every group for `None`, else those listed in `dynamic`"
+    if dynamic is None: return set(range(n))
+    idx = [dynamic] if isinstance(dynamic, int) else list(dynamic)
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in idx):
+        raise DynblocksError(f"`dynamic` lists the groups whose block is dynamic, numbered 0 to {n-1}; got {dynamic!r}.")
+    return set(idx)
+
+def _group_block(nf, i, dyn):
+    "The `Dyn` layer of group `i`: dynamic if `i` is in `dyn`, else its one-branch (static) twin"
+    return Dyn(nf) if i in dyn else Dyn(nf, n_branches=1)
+
 @register_model(source='ours', report_acc=None)
 def dyn_tiny(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
+             dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "For CPU experiments and tests: a 24-channel conv stem, then three 2-branch blocks (48-96-192), max-pool before each"
-    layers = [Conv(24), Pool(), Dyn(48), Pool(), Dyn(96), Pool(), Dyn(192)]
+    dyn = _stages(dynamic, 3)
+    layers = [Conv(24)]
+    for i, nf in enumerate((48, 96, 192)): layers += [Pool(), _group_block(nf, i, dyn)]
     return DynNet(layers, n_in, n_out, **{**dict(n_branches=2), **kwargs})
 
 @register_model(source='airbench', report_acc=None)
 def dyn_fast(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
+             dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "For time to 94 %: airbench94's shape (24-64-256-256, pool early) with a fused 2-branch block in each group"
+    dyn = _stages(dynamic, 3)
     layers = [Conv(24, act_cls=nn.GELU)]
-    for nf in (64, 256, 256): layers += [Conv(nf, act_cls=nn.GELU), Pool(), Dyn(nf)]
+    for i, nf in enumerate((64, 256, 256)): layers += [Conv(nf, act_cls=nn.GELU), Pool(), _group_block(nf, i, dyn)]
     head = dict(pool='max', bias=False, scale=1/9)
     return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
 
@@ -379,10 +396,12 @@ def dyn_fast(n_out:int=10,  # number of classes
 @register_model(source='ours', report_acc=None)
 def dyn_cpu(n_out:int=10,  # number of classes
             n_in:int=3,  # input channels
+            dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
     "For the 10-minute CPU speedrun (`recipe('cpu10')`): a whitening 2×2 stem, then three groups (conv, pool, 2-branch block) of 32-128-128 channels"
+    dyn = _stages(dynamic, 3)
     layers = [Whiten(act_cls=nn.GELU)]
-    for nf in (32, 128, 128): layers += [Conv(nf, act_cls=nn.GELU, pool=2), Dyn(nf)]
+    for i, nf in enumerate((32, 128, 128)): layers += [Conv(nf, act_cls=nn.GELU, pool=2), _group_block(nf, i, dyn)]
     head = dict(pool='max', bias=False, scale=1/9)
     return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
 
