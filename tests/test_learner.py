@@ -193,3 +193,32 @@ def test_flops_count_falls_back_to_the_real_model():
         assert _flops('_ReadsBack', 32) == 2*10*3*9*30*30
         assert torch.equal(torch.random.get_rng_state(), rng)
     finally: MODELS.pop('_ReadsBack')
+
+def test_mixed_precision_unscales_before_clipping(cifar):
+    "seed000 (fp16 with a GradScaler, clipping at 0.5): fastai's `MixedPrecision` unscales the gradients before `GradientClip` clips them"
+    from fastcore.foundation import L
+    from fastai.callback.fp16 import MixedPrecision
+    from dynblocks.learner import _precision_cb
+    mp = _precision_cb('fp16', 'cuda')  # what dyn_learner adds for seed000 on a GPU
+    assert isinstance(mp, MixedPrecision) and mp.order < GradientClip.order  # fastai runs callbacks by `order`
+    class CPUMixedPrecision(MixedPrecision):
+        "fastai's callback unchanged, but with autocast and a GradScaler on the CPU (fastai's asks for CUDA)"
+        def before_fit(self):
+            self.autocast = torch.autocast('cpu', dtype=torch.bfloat16)
+            self.learn.scaler, self.scales = torch.amp.GradScaler('cpu', init_scale=2.**16), L()
+    dls = cifar10_dls(cifar, n_train=200, n_valid=50, bs=50, seed=0)
+    learn = dyn_learner(dls, recipe='seed000', model_kw=dict(width=0.125), seed=0, cbs=[CPUMixedPrecision('fp16')], cpu_note=False)
+    clip = next(c for c in learn.cbs if isinstance(c, GradientClip))
+    assert clip.max_norm == 0.5
+    norm = lambda: torch.nn.utils.get_total_norm([p.grad for p in learn.model.parameters() if p.grad is not None]).item()
+    true, seen = [], []
+    from fastai.callback.core import Callback
+    class Truth(Callback):  # the true gradient norm right after backward (scaled / scale)
+        def after_backward(self): true.append(norm()/self.learn.scaler.get_scale())
+    before = clip.before_step
+    def spy(): seen.append(norm()); before()  # the norm `GradientClip` clips
+    clip.before_step = spy
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 0.01, cbs=[Truth()])
+    assert len(seen) == len(true) == 4
+    for t, s in zip(true, seen): assert abs(s/t - 1) < 1e-3, (t, s)  # unscaled: scaled first, it would be 65,536 times larger
+    assert max(true) > 0.5  # so the clipping did clip
