@@ -84,7 +84,19 @@ def batch_affine(x:Tensor,  # images (B, C, H, W)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)  # (B, H, W, 2)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
 
-_GRAY = (0.299, 0.587, 0.114)
+_GRAY = (0.299, 0.587, 0.114)  # luma weights
+_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))  # RGB -> YIQ
+
+def _hue_basis() -> tuple:
+    "H0, H1, H2 with inv(YIQ) @ R(a) @ YIQ = H0 + cos(a) H1 + sin(a) H2 for a hue rotation R(a) in YIQ space (3×3, nested tuples)"
+    import numpy as np
+    yiq = np.array(_YIQ); inv = np.linalg.inv(yiq)
+    J = np.zeros((3, 3)); J[1, 2], J[2, 1] = -1, 1  # the rotation's generator in the I-Q plane
+    return tuple(tuple(map(tuple, inv @ d @ yiq)) for d in (np.diag([1., 0, 0]), np.diag([0., 1, 1]), J))
+
+_HUE = _hue_basis()
+
+def _gray(x): return x[:, 0:1]*_GRAY[0] + x[:, 1:2]*_GRAY[1] + x[:, 2:3]*_GRAY[2]  # (B, 1, H, W)
 
 def batch_jitter(x:Tensor,  # images (B, 3, H, W) in [0, 1]
                  brightness:float=0.,  # factor in 1±brightness
@@ -94,23 +106,21 @@ def batch_jitter(x:Tensor,  # images (B, 3, H, W) in [0, 1]
                  gen:torch.Generator|None=None,  # random generator
                 ):
     "Colour jitter per image: brightness, contrast, saturation factors in 1±v, hue shift within ±`hue` turns"
+    # constants enter as Python numbers, never as tensors made on the host: nothing is copied to the device per batch
     B, dev = x.shape[0], x.device
     f = lambda v: (1 + (_rand(gen, B, device=dev)*2 - 1) * v)[:, None, None, None]  # (B, 1, 1, 1)
-    w = torch.tensor(_GRAY, device=dev, dtype=x.dtype)[None, :, None, None]  # (1, 3, 1, 1)
     if brightness: x = x * f(brightness)
     if contrast:
-        m = (x * w).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # (B, 1, 1, 1) mean gray level
+        m = _gray(x).mean((2, 3), keepdim=True)  # (B, 1, 1, 1) mean gray level
         x = (x - m) * f(contrast) + m
     if saturation:
-        g = (x * w).sum(1, keepdim=True)  # (B, 1, H, W)
+        g = _gray(x)  # (B, 1, H, W)
         x = (x - g) * f(saturation) + g
     if hue:
-        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev, dtype=x.dtype)
         a = (_rand(gen, B, device=dev)*2 - 1) * hue * 2*math.pi  # (B,)
-        rot = torch.zeros(B, 3, 3, device=dev, dtype=x.dtype)
-        rot[:, 0, 0] = 1; rot[:, 1, 1] = rot[:, 2, 2] = torch.cos(a); rot[:, 1, 2] = -torch.sin(a); rot[:, 2, 1] = torch.sin(a)
-        m = torch.linalg.inv(yiq) @ rot @ yiq  # (B, 3, 3) hue rotation in RGB
-        x = torch.einsum('bij,bjhw->bihw', m, x)
+        c, s = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]  # (B, 1, 1)
+        H0, H1, H2 = _HUE
+        x = torch.stack([sum((H0[i][j] + c*H1[i][j] + s*H2[i][j]) * x[:, j] for j in range(3)) for i in range(3)], 1)  # hue rotation in RGB
     return x.clamp(0, 1)
 
 def batch_cutout(x:Tensor,  # images (B, C, H, W)
