@@ -13,26 +13,70 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from fastcore.foundation import L
 from fastcore.meta import delegates
-from fastai.learner import Learner
+from fastai.learner import Learner, AvgSmoothLoss, AvgLoss, AvgMetric
 from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.training import GradientClip, GradientAccumulation
 from fastai.callback.channelslast import ChannelsLast
 from fastai.callback.fp16 import MixedPrecision
 from fastai.metrics import accuracy
 from fastai.data.transforms import Normalize
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, to_detach, find_bs
+from fastai.callback.core import Callback
 import fastai.vision.learner  # registers the vision `show_results` and `plot_top_losses`
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
-from .callbacks import StopOnNanLoss, EMA, BranchWeights
+from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature
 from .dynamize import dynamize
 from fastai.vision.learner import vision_learner
 from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
-__all__ = ['SLOW_EPOCH', 'SlowOnCPUWarning', 'epoch_time', 'dyn_learner', 'dyn_vision_learner']
+__all__ = ['SLOW_EPOCH', 'keep_metrics_on_device', 'SlowOnCPUWarning', 'epoch_time', 'dyn_learner', 'dyn_vision_learner']
+
+# %% ../nbs/09_learner.ipynb #83d57188
+# `dyn_learner` keeps its losses and metrics on the device: see "No host sync per batch" below
+class _DeviceSmoothLoss(AvgSmoothLoss):
+    "fastai's `AvgSmoothLoss`, kept on the loss's device (fastai's copies each batch's loss to the host)"
+    def accumulate(self, learn):
+        self.count += 1
+        l = to_detach(learn.loss.mean(), cpu=False).float()
+        self.val = l*(1 - self.beta) if self.count == 1 else torch.lerp(l, self.val, self.beta)
+
+class _DeviceAvgLoss(AvgLoss):
+    "fastai's `AvgLoss`, summed on the loss's device"
+    def accumulate(self, learn):
+        bs = find_bs(learn.yb)
+        self.total += learn.to_detach(learn.loss.mean(), cpu=False).float()*bs
+        self.count += bs
+
+class _DeviceAvgMetric(AvgMetric):
+    "fastai's `AvgMetric`, summed on the device"
+    def accumulate(self, learn):
+        bs = find_bs(learn.yb)
+        self.total += learn.to_detach(self.func(learn.pred, *learn.yb), cpu=False).float()*bs
+        self.count += bs
+
+class _LossesToHost(Callback):
+    "Copy the recorder's new per-batch smoothed losses to the host at the end of each epoch, in one piece"
+    order = 51  # after `Recorder` (50) records them
+    def _move(self):
+        ls = getattr(self.recorder, 'losses', [])
+        i = len(ls)
+        while i and isinstance(ls[i-1], torch.Tensor) and ls[i-1].device.type != 'cpu': i -= 1
+        if i < len(ls): ls[i:] = list(torch.stack(ls[i:]).cpu().unbind())
+    def after_epoch(self): self._move()
+    def after_fit(self): self._move()
+
+def keep_metrics_on_device(learn:Learner,  # any fastai `Learner`
+                          ) -> Learner:
+    "Sum `learn`'s losses and `AvgMetric`s on the device and read them on the host once per epoch, not after every batch"
+    rec = learn.recorder
+    rec.smooth_loss, rec.loss = _DeviceSmoothLoss(rec.smooth_loss.beta), _DeviceAvgLoss()
+    learn.metrics = [_DeviceAvgMetric(m.func) if type(m) is AvgMetric else m for m in learn.metrics]
+    if not any(isinstance(c, _LossesToHost) for c in learn.cbs): learn.add_cb(_LossesToHost())
+    return learn
 
 # %% ../nbs/09_learner.ipynb #6dbef1b1
 def _one_group(m): return [list(m.parameters())]
@@ -131,6 +175,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                 channels_last:bool=True,  # train in channels-last memory format (fastai's `ChannelsLast`)
                 nan_guard:bool=True,  # stop on a non-finite loss with the last good weights (`StopOnNanLoss`)
                 cpu_note:bool=True,  # on a CPU, warn (`SlowOnCPUWarning`) with a time estimate when an epoch would take over `SLOW_EPOCH` seconds
+                device_metrics:bool=True,  # sum losses and metrics on the device, read once per epoch (`keep_metrics_on_device`): no host sync per batch
                 **kwargs):
     "A fastai `Learner` for a dynamic-block model with a recipe, inferring classes and channels from `dls`"
     labelled, n_in, size = _peek(dls)
@@ -159,6 +204,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if nan_guard and not any(isinstance(c, StopOnNanLoss) for c in cbs): cbs.append(StopOnNanLoss())
     if channels_last: cbs.append(ChannelsLast())
     if r.ema: cbs.append(EMA(r.ema))
+    if r.anneal: cbs.append(AnnealTemperature(r.anneal))
     if r.clip: cbs.append(GradientClip(r.clip))
     if r.accum > 1: cbs.append(GradientAccumulation(r.accum*dls.bs))
     mp = _precision_cb(precision, dls.device) if precision is not None else \
@@ -169,6 +215,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                     lr=lr or r.lr, metrics=metrics, cbs=cbs, splitter=dyn_splitter if hasattr(model, 'body') else _one_group,
                     **kwargs)
     learn.recorder.train_metrics = True
+    if device_metrics: keep_metrics_on_device(learn)
     learn.recipe = r
     learn.model_meta = None if isinstance(arch, nn.Module) else \
         dict(arch=arch, model_kw=dict(model_kw or {}), n_in=n_in, n_out=n_out, size=size)  # what `save_model` records
