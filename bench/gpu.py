@@ -71,7 +71,7 @@ ASSUME = RESULTS/'gpu-assumptions.json'
 FILES = ['step1.json', 'checks.json', 'throughput.json', 'plan.json', 'report_run.json', 'fast94.json', 'summary.json', 'log.txt']
 PHASE_KEYS = {  # what each phase's JSON holds (tests/test_bench.py checks these)
     'step1': ['wheels', 'shard', 'imports', 'cuda', 'airbench'],
-    'checks': ['cuda', 'peak', 'data', 'impls', 'impls_ok', 'tolerance', 'presets'],
+    'checks': ['cuda', 'peak', 'data', 'impls', 'impls_ok', 'tolerance', 'presets', 'host_syncs'],
     'throughput': ['presets', 'compile_budget_s'],
     'plan': ['left_s', 'candidates', 'chosen', 'why', 'compile', 'fast94_reserve_s'],
     'report_run': ['recipe', 'epochs_done', 'history', 'wall_s', 'acc_exact1000', 'acc_jpeg9000', 'report_acc'],
@@ -414,6 +414,46 @@ def _bf16_errors(blk, x, train, impls) -> dict:
     ref = _impl_run(blk, x, 'reference', train, False)
     return {i: {k: _nrel(v, ref[k]) for k, v in _impl_run(blk, x, i, train, True).items()} for i in impls}
 
+_HOST = {'item', '__bool__', '__float__', '__int__', '__index__', 'tolist', 'numpy', 'cpu', '__array__', '__format__', 'tensor', 'as_tensor', 'from_numpy'}
+
+def _host_syncs(day) -> dict:
+    "Host syncs per training batch of a seed000 learner (GPU: CUDA's sync debug mode; CPU: host reads, counted as nbs/09 counts them), dynblocks' recorder and fastai's"
+    import collections, traceback, warnings
+    from torch.overrides import TorchFunctionMode
+    from fastai.callback.core import Callback
+    from dynblocks.data import cifar10_dls
+    from dynblocks.learner import dyn_learner
+    class Reads(TorchFunctionMode):
+        def __init__(self): super().__init__(); self.on, self.seen = False, collections.Counter()
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if self.on and getattr(func, '__name__', '') in _HOST:
+                st = traceback.extract_stack()[:-1]
+                if not any('/torch/optim/' in f.filename for f in st): self.seen[f"{st[-1].filename.split('/')[-1]}:{st[-1].lineno}"] += 1
+            return func(*args, **(kwargs or {}))
+    res, r = {}, day.recipes['seed000']
+    for name, dm in (('dyn_learner', True), ('fastai_recorder', False)):
+        mode = Reads()
+        class Window(Callback):
+            order = -100  # closes before StopOnNanLoss's read at the end of training
+            def before_train(self):
+                if day.gpu: torch.cuda.synchronize(); torch.cuda.set_sync_debug_mode(1)
+                mode.on = not day.gpu
+            def after_train(self):
+                if day.gpu: torch.cuda.set_sync_debug_mode(0)
+                mode.on = False
+        dls = cifar10_dls(day.data, bs=32, aug=r.aug, stats=r.stats, n_train=320 if day.gpu else 160, n_valid=50, device=day.dev, seed=0)
+        learn = dyn_learner(dls, recipe=r, model_kw=dict(width=0.25 if day.gpu else 0.125), seed=0, cbs=[Window()], device_metrics=dm, cpu_note=False,
+                            precision=r.precision if day.gpu else None)
+        with warnings.catch_warnings(record=True) as w, mode, learn.no_bar(), learn.no_logging():
+            warnings.simplefilter('always')
+            learn.fit(1, 1e-3)
+        where = collections.Counter(f"{Path(o.filename).name}:{o.lineno}" for o in w if 'synchroniz' in str(o.message)) if day.gpu else mode.seen
+        n = len(learn.dls.train)
+        res[name] = dict(per_batch=sum(where.values())/n, batches=n, where=dict(where.most_common(8)),
+                         how='CUDA sync debug mode' if day.gpu else 'host reads and host-made tensors (TorchFunctionMode)')
+    if day.gpu: torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
+    return res
+
 def phase_checks(day, d) -> dict:
     a_there = all((day.data_dir/'cifar-10-batches-py'/f).exists() for f in ('data_batch_1', 'data_batch_2', 'data_batch_3', 'batches.meta'))
     if not a_there or (_python_here_is_the_gpus() and not day.site.exists()):
@@ -481,7 +521,9 @@ def phase_checks(day, d) -> dict:
         pres[name] = dict(loss=loss.item(), finite=fin, s=time.time() - t)
     res['presets'] = pres
     say('one step: ' + ', '.join(f"{k} {'ok' if v['finite'] else 'NOT FINITE'}" for k, v in pres.items()))
-    res['ok'] = res['impls_ok'] and all(v['finite'] for v in pres.values())
+    res['host_syncs'] = _host_syncs(day)
+    say('host syncs per training batch: ' + ', '.join(f"{k} {v['per_batch']:.2f}" for k, v in res['host_syncs'].items()))
+    res['ok'] = res['impls_ok'] and all(v['finite'] for v in pres.values()) and res['host_syncs']['dyn_learner']['per_batch'] == 0
     return res
 
 def _rate(step, dev, seconds:float) -> dict:

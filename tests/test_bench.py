@@ -39,6 +39,8 @@ def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
     assert ds['step1']['wheels']['rc'] == 0 and any(w.startswith('fastai-') for w in ds['step1']['wheels']['files'])
     assert ds['checks']['impls_ok'] and ds['checks']['data'] == dict(ds['checks']['data'], train=500, test=1100)
     assert {o['dtype'] for o in ds['checks']['impls']} == {'fp32', 'bf16'} and len(ds['checks']['presets']) == 8
+    hs = ds['checks']['host_syncs']
+    assert hs['dyn_learner']['per_batch'] == 0 and hs['fastai_recorder']['per_batch'] == 2  # fastai reads the loss and the accuracy
     assert all(v['eager']['img_s'] > 0 for v in ds['throughput']['presets'].values())
     assert sum('img_s' in v['compiled'] for v in ds['throughput']['presets'].values()) == 1  # the rest: compile budget spent
     assert ds['plan']['chosen'] == 'seed000' and len(ds['plan']['candidates']) == 5
