@@ -11,44 +11,69 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import DynblocksError
+from .block import Gate, make_router, router_out
 
 # %% auto #0
 __all__ = ['DynConv2d', 'dynamize', 'dyn_convs']
 
 # %% ../nbs/02a_dynamize.ipynb #86f96af7
 class DynConv2d(nn.Module):
-    "A `Conv2d` with `n_branches` kernels mixed per sample by softmax attention on the input's spatial mean (kernel aggregation)"
+    "A `Conv2d` with `n_branches` kernels mixed per sample by attention on the input's spatial mean (kernel aggregation)"
     def __init__(self,
                  conv:nn.Conv2d,  # the convolution to replace: its shape, stride, padding, dilation, groups, bias and weights
                  n_branches:int=4,  # number of kernels L
                  noise:float=0.1,  # spread of the branches around the original kernel (× its std); their mean stays exact
-                 temperature:float=1.,  # softmax temperature of the attention
+                 temperature:float=1.,  # temperature of the gate
                  keep_attn:bool=True,  # keep the last forward's attention weights in `last_attn` (for `BranchWeights`)
                  impl:str='fused',  # 'fused' (all kernels in one conv, then the weighted sum) or 'aggregate' (one mixed kernel per sample)
+                 router:str='linear',  # a `Route`: one 'linear' layer, or an 'mlp' with BatchNorm
+                 gate:str='softmax',  # a `GateFn`: 'softmax' or 'sigmoid' (scaled by 2/L)
+                 shared:bool=False,  # store the original kernel W and residuals δ_l (branch l is W + δ_l): W trains at the original layer's step size
                 ):
         super().__init__()
         if not isinstance(conv, nn.Conv2d): raise DynblocksError(f"DynConv2d replaces an nn.Conv2d, got {type(conv).__name__}.")
         if n_branches < 1: raise DynblocksError(f"`n_branches` must be >= 1, got {n_branches}.")
-        if temperature <= 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
+        if not temperature > 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
         if impl not in ('fused', 'aggregate'): raise DynblocksError(f"`impl` must be 'fused' or 'aggregate', got {impl!r}.")
         self.impl = impl
         L, w = n_branches, conv.weight.detach()
         self.in_channels, self.out_channels, self.kernel_size = conv.in_channels, conv.out_channels, conv.kernel_size
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.padding_mode, self._pad = conv.padding_mode, conv._reversed_padding_repeated_twice
-        self.n_branches, self.temperature, self.keep_attn, self.last_attn = L, temperature, keep_attn, None
+        self.n_branches, self.keep_attn, self.last_attn, self.shared = L, keep_attn, None, shared
         eps = torch.randn(L, *w.shape, dtype=w.dtype, device=w.device)
-        delta = (eps - eps.mean(0)) * (noise * w.float().std().clamp_min(1e-8)).to(w.dtype) if L > 1 else 0*eps
-        self.weight = nn.Parameter((w.unsqueeze(0) + delta).flatten(0, 1))  # (L·nf, ni/groups, kh, kw), branch-major: Σ_l δ_l = 0
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().unsqueeze(0).repeat(L, 1))  # (L, nf)
-        self.attn = nn.Linear(self.in_channels, L, device=w.device, dtype=w.dtype)
-        nn.init.zeros_(self.attn.weight); nn.init.zeros_(self.attn.bias)  # equal weights for every input at the start
+        delta = (eps - eps.mean(0)) * (noise * w.float().std().clamp_min(1e-8)).to(w.dtype) if L > 1 else 0*eps  # Σ_l δ_l = 0
+        if shared:
+            self.weight = nn.Parameter(w.clone())  # W: (nf, ni/groups, kh, kw)
+            self.delta = nn.Parameter(delta.flatten(0, 1))  # δ_l: (L·nf, ni/groups, kh, kw), branch-major
+            self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())  # (nf,), shared
+        else:
+            self.weight = nn.Parameter((w.unsqueeze(0) + delta).flatten(0, 1))  # (L·nf, ni/groups, kh, kw), branch-major
+            self.delta = None
+            self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().unsqueeze(0).repeat(L, 1))  # (L, nf)
+        self.attn = make_router(router, self.in_channels, L).to(w.device, w.dtype)
+        out = router_out(self.attn)
+        nn.init.zeros_(out.weight); nn.init.zeros_(out.bias)  # equal weights for every input at the start
+        self.gate = Gate(gate, temperature)
+
+    @property
+    def temperature(self): return self.gate.temperature  # set by `AnnealTemperature`
+    @temperature.setter
+    def temperature(self, v): self.gate.temperature = v
+
+    def kernels(self) -> Tensor:
+        "The L kernels, branch-major (L·nf, ni/groups, kh, kw)"
+        return self.weight if self.delta is None else self.weight.repeat(self.n_branches, 1, 1, 1) + self.delta
+
+    def _biases(self):
+        if self.bias is None: return None
+        return self.bias if self.delta is None else self.bias.expand(self.n_branches, -1)  # (L, nf)
 
     def attention(self,
                   x:Tensor,  # the layer's input (B, ni, H, W)
                  ) -> Tensor:
-        "Branch weights (B, L): softmax of a linear map of the spatial mean of `x`, over the temperature"
-        return F.softmax(self.attn(x.mean((2, 3))) / self.temperature, dim=1)
+        "Branch weights (B, L): the gate of the router's logits for the spatial mean of `x`"
+        return self.gate(self.attn(x.mean((2, 3))))
 
     def forward(self, x:Tensor) -> Tensor:
         B = x.shape[0]
@@ -61,17 +86,17 @@ class DynConv2d(nn.Module):
     def _aggregate(self, x, a, pad):
         "Each sample convolved once with its own kernel Σ_l a_l W_l: a grouped conv over the batch"
         B, ni = x.shape[:2]
-        L, nf = self.n_branches, self.out_channels
-        w = (a.to(self.weight.dtype) @ self.weight.reshape(L, -1)).reshape(B*nf, *self.weight.shape[1:])  # (B·nf, ni/g, kh, kw)
-        b = None if self.bias is None else (a.to(self.bias.dtype) @ self.bias).reshape(B*nf)
+        L, nf, k, bias = self.n_branches, self.out_channels, self.kernels(), self._biases()
+        w = (a.to(k.dtype) @ k.reshape(L, -1)).reshape(B*nf, *k.shape[1:])  # (B·nf, ni/g, kh, kw)
+        b = None if bias is None else (a.to(bias.dtype) @ bias).reshape(B*nf)
         y = F.conv2d(x.reshape(1, B*ni, *x.shape[2:]), w, b, self.stride, pad, self.dilation, self.groups*B)
         return y.reshape(B, nf, *y.shape[2:])
 
     def _fused(self, x, a, pad):
         "All L kernels in one ordinary conv (channels ordered group, branch, channel), then the per-sample weighted sum"
-        L, nf, g = self.n_branches, self.out_channels, self.groups
-        w = self.weight.reshape(L, g, nf//g, *self.weight.shape[1:]).transpose(0, 1).reshape(L*nf, *self.weight.shape[1:])
-        b = None if self.bias is None else self.bias.reshape(L, g, nf//g).transpose(0, 1).reshape(L*nf)
+        L, nf, g, k, bias = self.n_branches, self.out_channels, self.groups, self.kernels(), self._biases()
+        w = k.reshape(L, g, nf//g, *k.shape[1:]).transpose(0, 1).reshape(L*nf, *k.shape[1:])
+        b = None if bias is None else bias.reshape(L, g, nf//g).transpose(0, 1).reshape(L*nf)
         y = F.conv2d(x, w, b, self.stride, pad, self.dilation, g)  # (B, g·L·nf/g, H', W')
         B, _, H, W = y.shape
         y = y.reshape(B, g, L, nf//g, H, W) * a.to(y.dtype).reshape(B, 1, L, 1, 1, 1)
@@ -79,7 +104,7 @@ class DynConv2d(nn.Module):
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}, impl={self.impl!r}")
+                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}, impl={self.impl!r}, shared={self.shared}")
 
 # %% ../nbs/02a_dynamize.ipynb #8652d14d
 def _default_filter(name, m): return m.kernel_size == (3, 3)
@@ -88,8 +113,11 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
              n_branches:int=4,  # kernels per dynamic convolution
              filter=None,  # which convs: None (every 3×3), a `callable(name, conv) -> bool`, or shell patterns of module names (any kernel size)
              noise:float=0.1,  # spread of the branches around the original kernel (× its std)
-             temperature:float=1.,  # softmax temperature of the attention
+             temperature:float=1.,  # temperature of the gate
              impl:str='fused',  # 'fused' (fastest to train on a CPU) or 'aggregate' (one mixed kernel per sample), see `DynConv2d`
+             router:str='linear',  # 'linear' or 'mlp' (see `DynConv2d`)
+             gate:str='softmax',  # 'softmax' or 'sigmoid'
+             shared:bool=False,  # the original kernel plus per-branch residuals (see `DynConv2d`)
             ) -> nn.Module:
     "Replace the chosen `nn.Conv2d`s of `model` with `DynConv2d`s that start from their kernels; returns `model`"
     if isinstance(filter, str): filter = [filter]
@@ -101,7 +129,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
     if not todo: raise DynblocksError("`dynamize` found no convolution to replace: check `filter` (the default takes every 3×3 nn.Conv2d).")
     for n, m in todo:
         parent, _, attr = n.rpartition('.')
-        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl))
+        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl, router=router, gate=gate, shared=shared))
     return model
 
 def dyn_convs(model:nn.Module,  # any module
