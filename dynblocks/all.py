@@ -8,7 +8,7 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #caed57f9
-from .core import DynblocksError, MissingFileError, choice, conv_out, mask_url
+from .core import DynblocksError, MissingFileError, choice, conv_out, mask_url, check_num, check_limit, LIMITS
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten)

@@ -6,11 +6,12 @@ Docs: https://dynblocks.github.io/dynblocks/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c5b99c5e
 from __future__ import annotations
-import difflib
+import difflib, math
 from enum import Enum
 
 # %% auto #0
-__all__ = ['DynblocksError', 'MissingFileError', 'choice', 'unknown', 'mask_url', 'conv_out']
+__all__ = ['LIMITS', 'DynblocksError', 'MissingFileError', 'choice', 'unknown', 'check_num', 'check_limit', 'mask_url',
+           'conv_out']
 
 # %% ../nbs/00_core.ipynb #afcd7c6a
 class DynblocksError(ValueError):
@@ -39,6 +40,50 @@ def unknown(what:str,  # the kind of thing, e.g. 'model'
     close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
     raise DynblocksError(f"Unknown {what} {name!r}; valid: {', '.join(map(str, valid))}.{hint}")
+
+# %% ../nbs/00_core.ipynb #5b4d36ec
+def check_num(v,  # the value to check
+              name:str,  # what it is, for the message, e.g. 'width'
+              lo=None,  # lowest allowed value (None: no bound)
+              hi=None,  # highest allowed value (None: no bound)
+              whole:bool=False,  # it must be a whole number
+             ):
+    "`v` if it is a finite number (whole if `whole`) in [`lo`, `hi`], else a one-line `DynblocksError` naming `name` and the range"
+    ok = not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and (not whole or v.is_integer())))
+    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f" in [{lo}, {hi}]" if lo is not None and hi is not None else f" >= {lo}" if lo is not None else \
+              f" <= {hi}" if hi is not None else ''
+        raise DynblocksError(f"`{name}` must be a finite {'whole ' if whole else ''}number{rng}, got {v!r:.80}.")
+    return v
+
+LIMITS = {  # option: (lowest, highest, whole number): the range of each model option and `model.json` number, for `RunConfig` and `load_model`
+    'width': (1/64, 16, False),  # channel multiplier of the model
+    'n_branches': (1, 64, True),  # branches per dynamic block
+    'ks': (1, 15, True),  # kernel size (of each branch)
+    'stride': (1, 8, True),  # stride of a block
+    'padding': (0, 16, True),  # padding of a block
+    'drop': (0, 1, False),  # dropout probability (of each layer)
+    'temperature': (1e-3, 1e3, False),  # temperature of a dynamic block's gate
+    'noise': (0, 10, False),  # spread of twin-started branches
+    'grid': (1, 16, True),  # final pooling grid
+    'widths': (1, 4096, True),  # channels of each stage (`se_resnet`)
+    'hidden': (1, 65536, True),  # width of each hidden layer of the head
+    'n_in': (1, 64, True),  # input channels
+    'n_out': (1, 100_000, True),  # classes
+    'size': (1, 512, True),  # input height and width in pixels
+    'mean': (-1e3, 1e3, False),  # normalisation mean (of each channel)
+    'std': (1e-6, 1e3, False),  # normalisation standard deviation (of each channel)
+}
+
+def check_limit(name:str,  # an option, e.g. 'width'
+                v,  # its value: a number, a list of numbers, or None
+                label:str|None=None,  # the option as the message names it, e.g. 'model_kw.width' (default: `name`)
+               ):
+    "`v` checked against `LIMITS[name]` (each element of a list; `None` passes), else a one-line `DynblocksError`"
+    if name not in LIMITS or v is None: return v
+    lo, hi, whole = LIMITS[name]
+    for x in (v if isinstance(v, (list, tuple)) else [v]): check_num(x, label or name, lo, hi, whole)
+    return v
 
 # %% ../nbs/00_core.ipynb #d67a1f26
 def mask_url(url:str|None,  # e.g. a storage URL of Optuna

@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/export.html.md"""
 
 # %% ../nbs/12_export.ipynb #2622eec3
 from __future__ import annotations
-import contextlib, copy, io, json, math
+import contextlib, copy, inspect, io, json, math
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,14 +14,14 @@ from torch import nn, Tensor
 from PIL import Image
 from fastai.data.transforms import Normalize
 from fastai.torch_core import get_model
-from .core import DynblocksError, MissingFileError
-from .block import set_impl
-from .models import create_model, list_models
+from .core import DynblocksError, MissingFileError, LIMITS, check_num, check_limit, unknown
+from .block import DynBlock, set_impl
+from .models import MODELS, DynNet, Head, create_model, list_models
 from .cifar import read_image
 
 # %% auto #0
-__all__ = ['FORMAT', 'ONNX_FORMAT', 'save_model', 'load_model', 'fit_image', 'predict_files', 'load_export', 'OnnxModel',
-           'load_onnx', 'check_onnx', 'export_onnx']
+__all__ = ['FORMAT', 'MAX_PARAMS', 'ONNX_FORMAT', 'save_model', 'load_model', 'fit_image', 'predict_files', 'load_export',
+           'OnnxModel', 'load_onnx', 'check_onnx', 'export_onnx']
 
 # %% ../nbs/12_export.ipynb #3de0d9d3
 FORMAT = 'dynblocks-model-1'  # the `format` field of `model.json`
@@ -64,20 +64,118 @@ def _files(path):
     if not st.exists(): raise MissingFileError(f"{p} has no weights beside it: {st} is missing.")
     return p, st
 
+MAX_PARAMS = 500_000_000  # the most values (parameters and buffers) `load_model` builds a model with: 2 GB in fp32
+_META = ('format', 'arch', 'model_kw', 'n_in', 'n_out', 'size', 'vocab', 'normalize')  # the fields of `model.json`
+_TYPES = {'int': (int,), 'float': (int, float), 'bool': (bool,), 'str': (str,), 'list': (list,), 'tuple': (list,),
+          'dict': (dict,), 'None': (type(None),)}  # annotations of model options, as JSON values
+
+def _short(v): return v if isinstance(v, str) and len(v) <= 64 else f"{str(v)[:60]}…"  # a value from a file, for a message
+
+def _check_io(meta:dict):
+    "The fields `predict_files` reads (`n_in`, `n_out`, `size`, `vocab`, `normalize`), checked against `LIMITS`"
+    for k in ('n_in', 'n_out', 'size'): check_num(meta[k], k, *LIMITS[k])  # (lowest, highest, whole): a number, never null
+    v, nz, c = meta['vocab'], meta['normalize'], int(meta['n_in'])
+    if not (isinstance(v, list) and len(v) <= meta['n_out'] and all(isinstance(x, str) and len(x) <= 200 for x in v)):
+        raise DynblocksError(f"`vocab` must be a list of at most n_out={meta['n_out']} class names (strings of up to 200 characters).")
+    if nz is None: return
+    if not (isinstance(nz, list) and len(nz) == 2 and all(isinstance(r, list) and len(r) == c for r in nz)):
+        raise DynblocksError(f"`normalize` must be null or [mean, std], each a list of n_in={c} numbers.")
+    check_limit('mean', nz[0], 'normalize mean'); check_limit('std', nz[1], 'normalize std')
+
+def _options(f, skip=()) -> dict:
+    "{option: annotation} of the function `f`, without `skip` and `*args`/`**kwargs`"
+    return {k: p.annotation for k, p in inspect.signature(f).parameters.items()
+            if k not in ('self', *skip) and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+def _accepted(arch:str) -> dict:
+    "{option: annotation} that `create_model(arch, **kw)` takes: the model function's own, then (through its `**kwargs`) `DynNet`'s and `DynBlock`'s"
+    f = MODELS[arch]
+    acc = _options(f, ('n_in', 'n_out'))
+    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(f).parameters.values()):
+        for k, a in {**_options(DynBlock.__init__, ('ni', 'nf')), **_options(DynNet.__init__, ('layers', 'n_in', 'n_out'))}.items():
+            acc.setdefault(k, a)
+    return acc
+
+def _check_kw(kw, acc:dict, arch:str, label:str):
+    "The options `kw` checked as plain JSON values: known names (`acc`), the annotated types, the ranges of `LIMITS`"
+    if not isinstance(kw, dict): raise DynblocksError(f"`{label}` must be an object of options, got {kw!r:.80}.")
+    for k, v in kw.items():
+        if k not in acc: unknown(f"`{label}` option for {arch}", _short(k), sorted(acc))
+        check_limit(k, v, f'{label}.{k}')
+        ann = acc[k]
+        ann = ann if isinstance(ann, str) or ann is inspect.Parameter.empty else getattr(ann, '__name__', str(ann))
+        names = [] if ann is inspect.Parameter.empty else [a.strip() for a in ann.split('|')]
+        types = tuple(t for n in names for t in _TYPES.get(n, ()))
+        ok = not names or (isinstance(v, types) and not (isinstance(v, bool) and bool not in types))
+        if not ok:
+            held = [n for n in names if n in _TYPES]
+            raise DynblocksError(f"`{label}.{k}` must be {' or '.join(held)}, got {v!r:.80}." if held else
+                                 f"`{label}.{k}` takes a {'class' if ann == 'type' else ann}, which a model.json cannot hold "
+                                 f"(plain values only), got {v!r:.80}.")
+        if isinstance(v, list) and not (len(v) <= 64 and all(isinstance(x, (int, float, str)) for x in v)):
+            raise DynblocksError(f"`{label}.{k}` must be a list of at most 64 numbers or strings, got {v!r:.80}.")
+        for x in (v if isinstance(v, list) else [v]):
+            if isinstance(x, float): check_num(x, f'{label}.{k}')  # JSON's NaN and Infinity
+            if isinstance(x, str) and len(x) > 64: raise DynblocksError(f"`{label}.{k}` must be a short name, got {x!r:.80}….")
+        if isinstance(v, dict):
+            if k != 'head': raise DynblocksError(f"`{label}.{k}` must not be an object, got {v!r:.80}.")
+            _check_kw(v, _options(Head.__init__, ('ni', 'n_out')), 'Head', f'{label}.{k}')
+
+def _model_shapes(arch, n_in, n_out, kw, size:int|None=None) -> dict:
+    "{name: shape} of the state dict of `create_model(arch, …, **kw)`, built on the meta device (no memory, no random numbers); checks `size` against its smallest input"
+    with torch.random.fork_rng(devices=[]), torch.device('meta'):
+        try: m = create_model(arch, n_out=n_out, n_in=n_in, **kw)
+        except DynblocksError: raise
+        except Exception as e:
+            raise DynblocksError(f"`model_kw` {kw!r:.200} does not build {arch} ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}).") from None
+    if size is not None and size < getattr(m, 'min_size', 1):
+        raise DynblocksError(f"`size` must be at least {m.min_size} for {arch} with `model_kw` {kw!r:.200} (its strides, pooling "
+                             f"and valid convolutions), got {size}.")
+    return {k: tuple(v.shape) for k, v in m.state_dict().items()}
+
+def _file_shapes(st:Path) -> dict:
+    "{name: shape} of the tensors in the safetensors file `st`, from its header (no tensor is read)"
+    from safetensors import safe_open
+    try:
+        with safe_open(str(st), framework='pt') as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:
+        raise DynblocksError(f"{st} is not a readable safetensors file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}).") from None
+
+def _check_meta(meta, st:Path, max_params:int) -> dict:
+    "A `model.json`'s content checked field by field, and the model it names sized on the meta device against `st` and `max_params`"
+    if not isinstance(meta, dict) or meta.get('format') != FORMAT or not set(_META) <= set(meta):
+        raise DynblocksError(f"it is not a {FORMAT} file (it needs {sorted(_META)}); save the model with `save_model`.")
+    for k in meta:
+        if k not in _META: unknown('field', _short(k), _META)
+    if not isinstance(meta['arch'], str) or meta['arch'] not in list_models(): unknown('`arch`', _short(meta['arch']), list_models())
+    _check_io(meta)
+    _check_kw(meta['model_kw'], _accepted(meta['arch']), meta['arch'], 'model_kw')
+    arch, kw, n_in, n_out = meta['arch'], meta['model_kw'], int(meta['n_in']), int(meta['n_out'])
+    want = _model_shapes(arch, n_in, n_out, kw, meta['size'])
+    n = sum(math.prod(s) for s in want.values())
+    if n > max_params: raise DynblocksError(f"{arch} with `model_kw` {kw!r:.200} has {n:,} parameters and buffers, more than "
+                                            f"load_model's cap of {max_params:,} (`max_params`).")
+    have = _file_shapes(st)
+    if have != want:
+        k = next((k for k in want if have.get(k) != want[k]), None) or next(k for k in have if k not in want)
+        raise DynblocksError(f"{st.name} does not hold the weights of {arch} with {kw!r:.200}: it has {sum(math.prod(s) for s in have.values()):,} "
+                             f"values in {len(have)} tensors, the model {n:,} in {len(want)} (first difference: {k!r}, "
+                             f"{have.get(k)} in the file, {want.get(k)} in the model).")
+    return meta
+
 def load_model(path:str|Path,  # a run folder, its `model.json` or its `model.safetensors`
                device='cpu',  # where to put the weights
+               max_params:int=MAX_PARAMS,  # refuse a model with more values (parameters and buffers) than this, before building it
               ) -> nn.Module:
-    "The model saved by `save_model`, in eval mode, with its `model.json` as `model.meta`; reads no pickle"
+    "The model saved by `save_model`, in eval mode, with its `model.json` as `model.meta`; reads no pickle, checks every field first"
     from safetensors.torch import load_file
     js, st = _files(path)
+    if js.stat().st_size > 8_000_000: raise DynblocksError(f"{js} is {js.stat().st_size:,} bytes: a model.json is a few kB; the file is not one.")
     try: meta = json.loads(js.read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise DynblocksError(f"{js} is not valid JSON ({e}); the file is damaged.") from None
-    need = {'format', 'arch', 'model_kw', 'n_in', 'n_out', 'size', 'vocab', 'normalize'}
-    if not isinstance(meta, dict) or meta.get('format') != FORMAT or not need <= set(meta):
-        raise DynblocksError(f"{js} is not a {FORMAT} file (it needs {sorted(need)}); save the model with `save_model`.")
-    if meta['arch'] not in list_models():
-        raise DynblocksError(f"{js} names the model {meta['arch']!r}, which this dynblocks does not have ({', '.join(list_models())}).")
-    if not isinstance(meta['model_kw'], dict): raise DynblocksError(f"{js}: 'model_kw' must be an object of model options.")
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise DynblocksError(f"{js} is not valid JSON ({(str(e).splitlines() or [''])[0][:200]}); the file is damaged.") from None
+    try: _check_meta(meta, st, max_params)
+    except DynblocksError as e: raise DynblocksError(f"{js}: {e}") from None
     model = create_model(meta['arch'], n_out=int(meta['n_out']), n_in=int(meta['n_in']), **meta['model_kw'])
     try: sd = load_file(str(st), device=str(device))
     except Exception as e: raise DynblocksError(f"{st} is not a readable safetensors file ({type(e).__name__}: {e}).") from None
@@ -105,6 +203,7 @@ def predict_files(model:nn.Module,  # from `load_model`, or an `OnnxModel` from 
     "`{'file', 'class', 'prob', 'resized_from'}` for each image file, preprocessed as the model's training data"
     meta = getattr(model, 'meta', None)
     if meta is None: raise DynblocksError("`predict_files` needs a model from `load_model` or `load_onnx` (it carries the preprocessing).")
+    _check_io(meta)  # as `load_model` and `load_onnx` checked it: a `meta` changed since cannot make a huge image
     size, vocab = int(meta['size']), list(meta['vocab'])
     dev = model.device if hasattr(model, 'device') else next(model.parameters()).device  # an `OnnxModel` says 'cpu'
     res = []
@@ -172,6 +271,8 @@ class OnnxModel:
         need = {'format', 'batch', *_ONNX_META}
         if not isinstance(meta, dict) or meta.get('format') != ONNX_FORMAT or not need <= set(meta):
             raise DynblocksError(f"{fn}: its dynblocks metadata is not a {ONNX_FORMAT} record (it needs {sorted(need)}); {_REEXPORT}.")
+        try: _check_io(meta)  # the preprocessing `predict_files` reads: a size, the class names, the normalisation
+        except DynblocksError as e: raise DynblocksError(f"{fn}: its dynblocks metadata: {str(e).rstrip('.')}; {_REEXPORT}.") from None
         ins = self.session.get_inputs()
         if len(ins) != 1 or len(ins[0].shape) != 4:
             raise DynblocksError(f"{fn} does not take one batch of images (its inputs: {[(i.name, i.shape) for i in ins]}); {_REEXPORT}.")

@@ -17,7 +17,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import DynblocksError, choice
+from .core import DynblocksError, choice, check_num as _num, check_limit
 from .block import DynBlock
 from .models import count_flops
 from .cifar import find_cifar10, sample_path, load_cifar10
@@ -34,13 +34,6 @@ __all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'train_run']
 # %% ../nbs/11_train.ipynb #95010d99
 _FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls')  # `RunConfig` fields that override the recipe's
 
-def _num(v, name, lo=None, hi=None, whole=False):
-    "Check that `v` is a finite number in [lo, hi] (a whole number if `whole`)"
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (not whole or float(v).is_integer())
-    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}" if lo is not None else ''
-        raise DynblocksError(f"`{name}` must be a finite {'whole ' if whole else ''}number{rng}, got {v!r}.")
-
 def _plain_kw(kw):
     "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
     def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
@@ -49,6 +42,7 @@ def _plain_kw(kw):
     out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
     bad = [k for k, v in out.items() if not (ok(v) or (isinstance(v, list) and all(map(ok, v))))]
     if bad: raise DynblocksError(f"`arch_kw` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r}.")
+    for k, v in out.items(): check_limit(k, v, f'arch_kw.{k}')  # the ranges `load_model` checks too (`LIMITS`)
     for k in ('width', 'n_branches'):
         if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `arch_kw`.")
     return out
@@ -79,9 +73,9 @@ class RunConfig:
     lr_find:bool = False  # run `lr_find` first and save its curve
 
     def __post_init__(self):
-        for k in ('n_train', 'n_valid', 'n_branches'):
+        for k in ('n_train', 'n_valid'):
             if getattr(self, k) is not None: _num(getattr(self, k), k, 1, whole=True)
-        if self.width is not None: _num(self.width, 'width', 1/64, 16)
+        check_limit('width', self.width); check_limit('n_branches', self.n_branches)  # one table of ranges (`LIMITS`)
         if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
         _num(self.mixup, 'mixup', 0); _num(self.cutmix, 'cutmix', 0); _num(self.seed, 'seed', 0, whole=True)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")

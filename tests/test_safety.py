@@ -97,6 +97,82 @@ def test_fuzz_random_and_truncated_files(tmp_path, pickles, sample):
     with pytest.raises(DynblocksError, match='is not valid JSON'): load_model(fz)
     assert cases >= 30
 
+def _safe_model(folder, arch='dyn_tiny', **kw):
+    "model.json + model.safetensors of a fresh `arch` (no training), as `save_model` writes them; returns the JSON content"
+    from safetensors.torch import save_file
+    from dynblocks.models import create_model
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in create_model(arch, **kw).state_dict().items()}, str(folder/'model.safetensors'))
+    meta = dict(format='dynblocks-model-1', arch=arch, model_kw=kw, n_in=3, n_out=10, size=32, vocab=[f'c{i}' for i in range(10)],
+                normalize=[[0.49, 0.48, 0.45], [0.25, 0.24, 0.26]])
+    (folder/'model.json').write_text(json.dumps(meta))
+    return meta
+
+FIELDS = ['format', 'arch', 'model_kw', 'n_in', 'n_out', 'size', 'vocab', 'normalize', 'model_kw.width', 'model_kw.n_branches',
+          'model_kw.ks', 'model_kw.stride', 'model_kw.drop', 'model_kw.act_cls', 'model_kw.impl', 'model_kw.norm', 'model_kw.head',
+          'model_kw.temperature', 'model_kw.residual', 'model_kw.init', 'model_kw.no_such_option', 'made_by']
+VALUES = [None, True, 0, -1, 1, 2, 3, 7, 2.5, 0.5, 1e-300, 1e308, float('inf'), float('nan'), 10**30, -10**30, '', '3', 'x'*5000,
+          'torch.nn.ReLU', 'dyn_res4', 'fused', [], [3, 5], [1]*1000, [[0.5]*3, [0.0]*3], {}, {'hidden': [10**7]}, {'width': 1e4}]
+OK_MSG = ("does not hold the weights", "more than load_model's cap", "Unknown ", "is not a dynblocks-model-1 file", "`size` must be at least")
+
+def test_fuzz_model_json_values(tmp_path, monkeypatch):
+    "Every field of a model.json set to odd values: a one-line error naming the field (or the mismatch with the weights), "
+    "never a traceback, a hang or a large allocation, and no model built outside the meta device; values that fit are loaded"
+    import resource, time
+    import dynblocks.export as E
+    from dynblocks.export import load_model
+    base = _safe_model(tmp_path/'m', width=0.25)
+    built, create = [], E.create_model
+    def spy(*a, **kw):  # records every build with real tensors
+        if torch.empty(0).device.type != 'meta': built.append(a)
+        return create(*a, **kw)
+    monkeypatch.setattr(E, 'create_model', spy)
+    rss0, t0, seen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.time(), {'loaded': 0, 'refused': 0}
+    for field in FIELDS:
+        for v in VALUES + ['<deleted>']:
+            meta = json.loads(json.dumps(base)); *up, last = field.split('.')
+            d = meta[up[0]] if up else meta
+            if v == '<deleted>': d.pop(last, None)
+            else: d[last] = v
+            (tmp_path/'m'/'model.json').write_text(json.dumps(meta))
+            built.clear()
+            try: m = load_model(tmp_path/'m')
+            except DynblocksError as e:
+                msg = str(e)
+                assert not built, (field, v, msg)  # refused before anything was allocated
+                assert '\n' not in msg and len(msg) < 1000, (field, v, msg)
+                assert f'`{field}' in msg or f'`{last}' in msg or f'{last}=' in msg or any(s in msg for s in OK_MSG), (field, v, msg)  # names what is wrong
+                seen['refused'] += 1
+            else:
+                assert m.meta == meta and sum(p.numel() for p in m.parameters()) < 1e6, (field, v)
+                seen['loaded'] += 1
+    assert seen['loaded'] >= 10 and seen['refused'] >= 400, seen  # e.g. `"residual": true` fits the weights of a residual-free net
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 1_000_000, 'a refused file allocated memory'  # kB
+    assert time.time() - t0 < 120
+
+def test_every_model_sized_before_it_is_built(tmp_path, capsys):
+    "load_model sizes each registered model on the meta device exactly as built (so every one loads), the CLI answers in one line"
+    import math
+    from dynblocks.export import _model_shapes, load_model
+    from dynblocks.models import create_model, list_models
+    for a in list_models():
+        assert _model_shapes(a, 3, 10, {}) == {k: tuple(v.shape) for k, v in create_model(a).state_dict().items()}, a
+    _safe_model(tmp_path/'se', 'se_resnet', widths=[16, 32, 64, 128], ks=5, width=0.5)
+    assert load_model(tmp_path/'se').meta['model_kw']['widths'] == [16, 32, 64, 128]
+    with pytest.raises(DynblocksError, match="se_resnet with `model_kw` .* has [0-9,]+ parameters and buffers, more than load_model's cap of 1,000"):
+        load_model(tmp_path/'se', max_params=1000)
+    png = tmp_path/'x.png'; Image.new('RGB', (32, 32)).save(png)
+    base = _safe_model(tmp_path/'m', width=0.25)
+    (tmp_path/'m'/'model.json').write_text(json.dumps({**base, 'model_kw': {'width': 10000}}))  # the issue's terabytes
+    r = run('predict', tmp_path/'m', png)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert '`model_kw.width` must be a finite number in [0.015625, 16], got 10000.' in r.stderr, r.stderr
+    from dynblocks.cli import main
+    (tmp_path/'m'/'model.json').write_text(json.dumps({**base, 'model_kw': {'act_cls': 'torch.nn.GELU'}}))  # a string for a class
+    with pytest.raises(SystemExit) as e: main(['predict', str(tmp_path/'m'), str(png)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count('\n') == 1 and '`model_kw.act_cls` takes a class, which a model.json cannot hold' in err, err
+
 def test_images_converted_as_training_data(tmp_path):
     g16 = tmp_path/'g16.png'; Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(g16)
     assert read_image(g16)[0, 0].tolist() == [round(40000/65535*255)]*3  # not a white image
