@@ -47,6 +47,7 @@ def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
     rr = ds['report_run']
     assert rr['name'] == 'seed000' and rr['status'] == 'done' and rr['epochs_done'] == 1 == len(rr['history']) and rr['report_acc'] == 92.15
     assert 0 <= rr['acc_exact1000'] <= 1 and rr['n_exact'] == 1000 and rr['n_jpeg'] == 100 and 'StopOnNanLoss' in rr['callbacks']
+    assert rr['compiled'] and not rr.get('compile_error')  # a rehearsal trains the report run compiled (eager backend)
     f = ds['fast94']
     assert len(f['runs']) == 1 and f['runs'][0]['tta'] and f['airbench94']['status'].startswith('not available')
     s = ds['summary']
