@@ -454,11 +454,14 @@ def _host_syncs(day) -> dict:
     if day.gpu: torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
     return res
 
+def _fresh(gpu_dir:Path) -> str|None:
+    "Why step 2 cannot run here (step 1's wheels or shard a missing: the warm machine went back), or None"
+    a_there = all((gpu_dir/'data'/'cifar-10-batches-py'/f).exists() for f in ('data_batch_1', 'data_batch_2', 'data_batch_3', 'batches.meta'))
+    if a_there and not (_python_here_is_the_gpus() and not (gpu_dir/'site').exists()): return None
+    return (f"fresh machine: no {'wheels in .gpu/site' if a_there else 'shard a in .gpu/data'} (the warm machine went back after "
+            "step 1): run step 1 again, then step 2 with a smaller --budget")
+
 def phase_checks(day, d) -> dict:
-    a_there = all((day.data_dir/'cifar-10-batches-py'/f).exists() for f in ('data_batch_1', 'data_batch_2', 'data_batch_3', 'batches.meta'))
-    if not a_there or (_python_here_is_the_gpus() and not day.site.exists()):
-        raise RuntimeError(f"fresh machine: no {'wheels in .gpu/site' if a_there else 'shard a in .gpu/data'} (the warm machine "
-                           "went back after step 1): run step 1 again, then step 2 with a smaller --budget")
     from dynblocks.block import DynBlock, check_impls, impl_sweep
     from dynblocks.models import list_models, create_model
     from dynblocks.cifar import load_cifar10
@@ -764,7 +767,11 @@ def phase_summary(day, d) -> dict:
                 files=[f for f in FILES if f != 'step1.json'])
 
 def step2(a, gpu_dir:Path, out:Path) -> int:
-    if _python_here_is_the_gpus() and (gpu_dir/'site').exists(): sys.path.insert(0, str(gpu_dir/'site'))
+    why = _fresh(gpu_dir)
+    if why:
+        say(why); _write(out, 'checks.json', dict(phase='checks', ok=False, error=why, machine=machine(), command=' '.join(sys.argv)))
+        return 2
+    if _python_here_is_the_gpus(): sys.path.insert(0, str(gpu_dir/'site'))
     day = Day(a, gpu_dir, out)
     if day.gpu: torch.backends.cudnn.benchmark = True
     E = day.A
