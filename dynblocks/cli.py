@@ -52,6 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--opt', choices=['sgd', 'nesterov', 'adam'], default=None, help=f"optimiser (default: the recipe's; 'default': {d.opt})")
     t.add_argument('--wd', type=float, default=None, help=f"weight decay (default: the recipe's; 'default': {d.wd:g})")
     t.add_argument('--ls', type=float, default=None, help=f"label smoothing (default: the recipe's; 'default': {d.ls:g})")
+    t.add_argument('--anneal', type=_pos_float, default=None, help="anneal the dynamic blocks' gate temperature from this value "
+                   "(e.g. 30) to 1 over the first 30 %% of training (default: the recipe's)")
     t.add_argument('--data', default=None, help="'sample' (shipped with dynblocks), 'cifar10' (found as cifar10_dls "
                    "looks, else downloaded), or a folder; default: cifar10 if found, else the sample")
     t.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')

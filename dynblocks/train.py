@@ -32,7 +32,7 @@ import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 __all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
-_FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls')  # `RunConfig` fields that override the recipe's
+_FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal')  # `RunConfig` fields that override the recipe's
 
 def _plain_kw(kw):
     "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
@@ -65,6 +65,7 @@ class RunConfig:
     opt:str|None = None  # optimiser: 'sgd', 'nesterov' or 'adam'
     wd:float|None = None  # weight decay
     ls:float|None = None  # label smoothing
+    anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 (`AnnealTemperature`; default: the recipe's)
     mixup:float = 0.  # MixUp alpha (0: off)
     cutmix:float = 0.  # CutMix alpha (0: off)
     precision:str|None = None  # 'fp32', 'fp16' or 'bf16' (default: the recipe's where the device supports it)
@@ -131,6 +132,12 @@ class _EpochClock(Callback):
 
 def _tta_note(tta, sep='; '): return '' if tta is None else f"{sep}with flip TTA {tta*100:.2f} %"
 
+def _attention(learn):
+    "Each dynamic layer's attention health at the last validation (`BranchWeights`), as plain data"
+    bw = getattr(learn, 'branch_weights', None)
+    return [] if bw is None or bw.last is None else [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
+                                                     for h in bw.last['health']]
+
 def _versions():
     import fastai, dynblocks
     return dict(dynblocks=dynblocks.__version__, torch=torch.__version__, fastai=fastai.__version__,
@@ -150,6 +157,9 @@ def _write_artifacts(learn, out, names, vals, summary, say):
     atomic('training.png', learn.plot_training); plt.close('all')
     if any(isinstance(m, DynBlock) for m in learn.model.modules()):
         atomic('branch_weights.png', learn.plot_branch_weights); plt.close('all')
+    bw = getattr(learn, 'branch_weights', None)
+    if bw is not None and bw.train_health:  # dynamic layers with more than one branch
+        atomic('attention.png', learn.plot_attention_health); plt.close('all')
 
 RUN_FILES = ('checkpoint.pth', 'model.json', 'model.safetensors', 'model.pkl', 'summary.json', 'history.csv')
 
@@ -193,7 +203,7 @@ def train_run(cfg:RunConfig,  # what to train
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
         if overwrite and not resume:
-            for f in RUN_FILES + ('lr_find.png', 'training.png', 'branch_weights.png'): (out/f).unlink(missing_ok=True)
+            for f in RUN_FILES + ('lr_find.png', 'training.png', 'branch_weights.png', 'attention.png'): (out/f).unlink(missing_ok=True)
         return _train_run(cfg, data, cbs, resume, log, bars)
 
 def _train_run(cfg, data, cbs, resume, log, bars):
@@ -268,7 +278,8 @@ def _train_run(cfg, data, cbs, resume, log, bars):
         n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
         run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
         epoch_end_s=[None]*start + clock.times,
-        images_per_s=round(len(dls.train_ds)*(r.epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions())
+        images_per_s=round(len(dls.train_ds)*(r.epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions(),
+        attention=_attention(learn))
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
     if main and out is not None:

@@ -165,7 +165,7 @@ def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root)
     for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         torch.testing.assert_close(v.float(), w.float(), rtol=1e-5, atol=1e-6, msg=k)
     assert len((out/'history.csv').read_text().splitlines()) == 4  # header + 3 epochs
-    for f in ('summary.json', 'training.png', 'branch_weights.png'): assert (out/f).exists()
+    for f in ('summary.json', 'training.png', 'branch_weights.png', 'attention.png'): assert (out/f).exists()
 
 def _free_port():
     import socket
