@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/tune.html.md"""
 
 # %% ../nbs/13_tune.ipynb #d344e415
 from __future__ import annotations
-import json, os
+import json, os, socket, warnings
 from dataclasses import fields, replace
 from pathlib import Path
 from .core import DynblocksError, mask_url, unknown
@@ -73,6 +73,22 @@ def _retry(f, tries=6):
             if i == tries - 1 or 'sqlalchemy' not in type(e).__module__: raise
             time.sleep(0.2 + random.random())
 
+def _sampler(seed:int):
+    "Optuna's TPE sampler, its random numbers for trial n drawn from (`seed`, n): one worker repeats itself, two never draw alike"
+    optuna = _optuna()
+    import numpy as np
+    class _TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self): self.tpe = optuna.samplers.TPESampler(seed=seed)
+        def before_trial(self, study, trial):  # trial numbers are unique in a study, whichever worker asks
+            self.tpe = optuna.samplers.TPESampler(seed=int(np.random.SeedSequence([seed, trial.number]).generate_state(1)[0]))
+            self.tpe.before_trial(study, trial)
+        def infer_relative_search_space(self, study, trial): return self.tpe.infer_relative_search_space(study, trial)
+        def sample_relative(self, study, trial, space): return self.tpe.sample_relative(study, trial, space)
+        def sample_independent(self, study, trial, name, dist): return self.tpe.sample_independent(study, trial, name, dist)
+        def after_trial(self, study, trial, state, values): self.tpe.after_trial(study, trial, state, values)
+        def reseed_rng(self): self.tpe.reseed_rng()
+    return _TrialSeededTPE()
+
 def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default: as `dynblocks train` finds it)
              n_trials:int=20,  # trials in the study in total (finished ones count when resuming)
              epochs:int|None=None,  # epochs per trial (default: 3 for the 'default' space, the recipe's for 'seed002')
@@ -103,17 +119,17 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
     direction = 'minimize' if monitor == 'valid_loss' else 'maximize'
     def _open():
         stor = storage
-        if stor is not None and '://' in stor: stor = optuna.storages.RDBStorage(stor, heartbeat_interval=heartbeat, grace_period=grace)
+        if stor is not None and '://' in stor:
+            with warnings.catch_warnings():  # "heartbeat_interval is an experimental feature": Optuna's note, not the user's
+                warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+                stor = optuna.storages.RDBStorage(stor, heartbeat_interval=heartbeat, grace_period=grace)
         return optuna.create_study(study_name=study, storage=stor, load_if_exists=True, direction=direction,
-                                   sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
+                                   sampler=_sampler(seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
     try: st = _retry(_open)
     except Exception as e:
         if 'sqlalchemy' not in type(e).__module__ and not isinstance(e, (ValueError, ImportError, ModuleNotFoundError)): raise
         raise DynblocksError(f"Cannot open the storage {mask_url(storage)} ({type(e).__name__}); check the URL, e.g. "
                              "sqlite:///study.db or postgresql://user:password@host/db.") from None
-    n_before = len(st.trials)
-    if n_before:  # a resumed study, or a second worker: a sampler seeded as the first one would propose the same again
-        st.sampler = optuna.samplers.TPESampler(seed=seed + 1_000_003*n_before + os.getpid())
     if st.direction.name.lower() != direction:
         raise DynblocksError(f"Study {study!r} was made to {st.direction.name.lower()}, not to {direction} "
                              f"{monitor}: use another --study name, or the monitor it was made with.")
@@ -122,6 +138,7 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
         cfg = trial_config(base, p)
         keep = ['recipe'] + (['arch'] if base.arch else []) + list(p)  # what `dynblocks train --from-study` replays
         trial.set_user_attr('config', {k: getattr(cfg, k) for k in keep})
+        trial.set_user_attr('worker', f'{socket.gethostname()}:{os.getpid()}')  # which machine and process ran it
         learn = train_run(cfg, data=data, cbs=[_pruning_cb(trial, monitor)], log=False)
         names = list(learn.recorder.metric_names[1:-1])
         return float(learn.recorder.values[-1][names.index(monitor)])
@@ -145,7 +162,9 @@ def save_study_plots(study,  # an Optuna study
     plots = [('optimization_history', vm.plot_optimization_history)]
     if len(done) >= 2: plots.append(('param_importances', vm.plot_param_importances))
     for nm, f in plots:
-        ax = f(study)
+        with warnings.catch_warnings():  # "plot_param_importances is experimental": Optuna's note, not the user's to act on
+            warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+            ax = f(study)
         fig = (ax.flat[0] if hasattr(ax, 'flat') else ax).get_figure()
         fig.set_size_inches(7, 4); fig.tight_layout(); fig.savefig(out/f'{nm}.png', dpi=100); plt.close(fig)
         files.append(out/f'{nm}.png')
