@@ -16,7 +16,9 @@ without flip TTA; each run records its attention health (uniform, collapsed, per
 Honest timing: runs go one at a time. Around each run the script reads the load averages and /proc/stat, and
 subtracts the run's own CPU time (from the kernel's accounting of the child) from the machine's busy time: a run
 during which other processes used more than `--max-other` cores on average is marked `loaded` and left out of the
-summary (rerun it: `run` redoes loaded runs and skips clean ones). The JSON is rewritten after every run.
+summary (rerun it: `run` redoes loaded runs and skips clean ones). Before each run it waits for an idle machine (and
+while /tmp/dynblocks-bench.pause exists: touch it to run something else between runs), and holds
+/tmp/dynblocks-bench.lock during the run. The JSON is rewritten after every run.
 """
 from __future__ import annotations
 import argparse, json, os, resource, subprocess, sys, tempfile, time
@@ -92,6 +94,20 @@ def _cpu_busy():
     "Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait)"
     v = [int(x) for x in open('/proc/stat').readline().split()[1:]]
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf('SC_CLK_TCK')
+
+
+PAUSE, LOCK = Path('/tmp/dynblocks-bench.pause'), Path('/tmp/dynblocks-bench.lock')
+
+
+def wait_for_idle(max_other, quiet_s=10., say=print):
+    "Wait while `PAUSE` exists, then until other processes have used under `max_other` cores for `quiet_s` seconds"
+    while True:
+        if PAUSE.exists(): time.sleep(5); continue
+        b0, t0 = _cpu_busy(), time.time()
+        time.sleep(quiet_s)
+        busy = (_cpu_busy() - b0)/(time.time() - t0)
+        if busy < max_other and not PAUSE.exists(): return
+        say(f"waiting for an idle machine ({busy:.2f} cores busy)")
 
 
 def _child_cpu():
@@ -231,7 +247,10 @@ def main(argv=None):
         for arm in a.arms:
             done = [x for x in res['runs'] if (x['arm'], x['budget'], x['seed']) == (arm, a.budget, seed)]
             if any(not x['loaded'] for x in done): continue  # a clean run is kept; a loaded one is redone
-            row = one_run(arm, a.budget, seed, a, res)
+            wait_for_idle(a.max_other)
+            LOCK.write_text(f'{arm} {a.budget} seed {seed}')  # helpers and tests wait while it exists
+            try: row = one_run(arm, a.budget, seed, a, res)
+            finally: LOCK.unlink(missing_ok=True)
             res['runs'] = [x for x in res['runs'] if (x['arm'], x['budget'], x['seed']) != (arm, a.budget, seed)] + [row]
             _save(out, summarise(res))
             print(json.dumps({k: row[k] for k in ('arm', 'budget', 'seed', 'acc', 'acc_tta', 'train_s', 'run_s', 'other_cores', 'loaded')}), flush=True)

@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/callbacks.html.md"""
 
 # %% ../nbs/06_callbacks.ipynb #fd4e6901
 from __future__ import annotations
-import copy, math, random, warnings
+import copy, math, random, statistics, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.torch_core import get_model, rank_distrib, num_distrib
 from torch import Tensor
@@ -23,7 +23,7 @@ from .block import DynBlock
 from .dynamize import DynConv2d
 
 # %% auto #0
-__all__ = ['HEALTH', 'StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'AnnealTemperature',
+__all__ = ['HEALTH', 'StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'AnnealTemperature', 'TimeBudget',
            'attention_stats', 'attention_state', 'BranchWeights']
 
 # %% ../nbs/06_callbacks.ipynb #889f2768
@@ -255,6 +255,106 @@ class AnnealTemperature(Callback):
         if self.training and self.active: self._set(self.temperature(self.pct_train))  # resumed fits: `pct_train` counts from the start
     def after_fit(self):
         if self.active: self._set(self.end)
+
+# %% ../nbs/06_callbacks.ipynb #c03d31bb
+class TimeBudget(Callback):
+    "Train for `seconds` of wall time: plan the schedule's length in batches from the measured time per batch, re-planning as the speed changes"
+    order = 55  # before fastai's `ParamScheduler` (60) and `AnnealTemperature`, which read `pct_train`
+    def __init__(self,
+                 seconds:float,  # wall time for the fit (training and validation), from `before_fit`
+                 reserve:float=0.,  # seconds to keep free after the fit, on top of `valid_passes` validations
+                 valid_passes:int=0,  # extra validation passes to keep time for after the fit (2 for flip TTA)
+                 warmup:int=5,  # batches timed before the first plan (the very first is not timed: it pays for setup)
+                 every:int=10,  # batches between two measurements
+                 tol:float=0.03,  # re-plan when the batches that fit differ from the plan by more than this fraction
+                 max_epochs:int=10_000,  # upper bound for fastai's epoch loop; the budget ends the fit long before
+                 clock=time.monotonic,  # the clock (a fake one in tests)
+                ):
+        if not seconds > 0: raise DynblocksError(f"The time budget must be > 0 seconds, got {seconds}.")
+        self.seconds, self.reserve, self.valid_passes, self.warmup, self.every, self.tol = seconds, reserve, valid_passes, warmup, every, tol
+        self.max_epochs, self.clock = max_epochs, clock
+        self.spent, self.done, self.p, self.anchor, self.left_at_anchor, self.replans = 0., 0, 0., (0, 0.), None, []
+        self._loaded = False
+
+    @property
+    def planned(self):
+        "Total training batches of the current plan (`None` before the first plan)"
+        return None if self.left_at_anchor is None else self.anchor[0] + self.left_at_anchor
+
+    def before_fit(self):
+        self.active = not hasattr(self.learn, 'lr_finder')
+        if not self.active: return
+        if not self._loaded: self.spent, self.done, self.p, self.anchor, self.left_at_anchor, self.replans = 0., 0, 0., (0, 0.), None, []
+        self._loaded, self.finished = False, False
+        self.learn.n_epoch = self.max_epochs  # the loop runs until the budget says stop
+        self.t0, self.start_spent, self.times, self.valid_s = self.clock(), self.spent, [], None
+
+    def _now_spent(self): return self.start_spent + self.clock() - self.t0
+
+    def _batches_that_fit(self):
+        "Training batches that fit in the seconds left, at the measured speed, with a validation per epoch and the reserve"
+        s = statistics.median(self.times[-self.every:])  # seconds per batch, over the last `every` batches
+        n_iter = len(self.learn.dls.train)
+        v = self.valid_s if self.valid_s is not None else len(self.learn.dls.valid)*s/3  # before a measured one: forward ≈ 1/3 of a step
+        left = self.seconds - self._now_spent() - self.reserve - self.valid_passes*v - v  # the last epoch's validation too
+        return max(0, int(left / (s + v/n_iter)))
+
+    def _plan(self, why):
+        fit = self._batches_that_fit()
+        self.anchor, self.left_at_anchor = (self.done, self.p), max(1, fit)
+        self.replans.append(dict(batch=self.done, planned=self.planned, spent=round(self._now_spent(), 2), why=why))
+
+    def before_train(self): self._t_train_end = None
+    def before_batch(self):
+        if not (self.active and self.training): return
+        self._tb = self.clock()
+        self.learn.pct_train = min(self.p, 1 - 1e-9)
+
+    def after_batch(self):
+        if not (self.active and self.training): return
+        if self.done or self.anchor[0]: self.times.append(self.clock() - self._tb)  # the first batch pays for setup
+        self.done += 1
+        if self.left_at_anchor is None:
+            if len(self.times) >= self.warmup: self._plan('first measurement')
+        elif len(self.times) % self.every == 0:
+            fit = self._batches_that_fit()
+            left = self.planned - self.done
+            if abs(fit - left) > self.tol*max(left, 1) and left > 0:
+                self.anchor, self.left_at_anchor = (self.done, self.p), max(1, fit)
+                self.replans.append(dict(batch=self.done, planned=self.planned, spent=round(self._now_spent(), 2),
+                                         why='slower' if fit < left else 'faster'))
+        if self.left_at_anchor is not None:
+            d0, p0 = self.anchor
+            self.p = min(1., p0 + (1 - p0)*(self.done - d0)/self.left_at_anchor)
+        if self.p >= 1:
+            self.finished = True
+            raise CancelTrainException()  # the rest of this epoch is skipped: validate, then stop
+
+    def after_train(self): self._tv = self.clock()
+    def after_validate(self):
+        if self.active and self.training is False and hasattr(self, '_tv'): self.valid_s = self.clock() - self._tv
+    def after_epoch(self):
+        if not self.active: return
+        self.spent = self._now_spent()
+        if self.finished: raise CancelFitException()
+
+    def after_fit(self):
+        if self.active: self.spent = self._now_spent()
+
+    @property
+    def epochs(self) -> float:
+        "Training epochs done, counting the last partial one as a fraction"
+        return self.done / max(1, len(self.learn.dls.train))
+
+    def state_dict(self) -> dict:
+        "Batches done, progress, seconds spent and the plan (for exact resumption)"
+        return dict(spent=self.spent, done=self.done, p=self.p, anchor=list(self.anchor), left_at_anchor=self.left_at_anchor,
+                    replans=self.replans)
+
+    def load_state_dict(self, sd:dict):  # from `state_dict`
+        "Continue a budgeted fit: the next fit goes on with the seconds that are left"
+        self.spent, self.done, self.p, self.left_at_anchor, self.replans = sd['spent'], sd['done'], sd['p'], sd['left_at_anchor'], list(sd['replans'])
+        self.anchor, self._loaded = tuple(sd['anchor']), True
 
 # %% ../nbs/06_callbacks.ipynb #372eca95
 def attention_stats(a:Tensor,  # branch weights (B, L) of one layer for a batch
