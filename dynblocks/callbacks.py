@@ -288,14 +288,15 @@ class TimeBudget(Callback):
         self._loaded, self.finished = False, False
         self.learn.n_epoch = self.max_epochs  # the loop runs until the budget says stop
         self.t0, self.start_spent, self.times, self.valid_s = self.clock(), self.spent, [], None
+        self.n_iter, self.n_valid = len(self.learn.dls.train), len(self.learn.dls.valid)
 
     def _now_spent(self): return self.start_spent + self.clock() - self.t0
 
     def _batches_that_fit(self):
         "Training batches that fit in the seconds left, at the measured speed, with a validation per epoch and the reserve"
         s = statistics.median(self.times[-self.every:])  # seconds per batch, over the last `every` batches
-        n_iter = len(self.learn.dls.train)
-        v = self.valid_s if self.valid_s is not None else len(self.learn.dls.valid)*s/3  # before a measured one: forward ≈ 1/3 of a step
+        n_iter = self.n_iter
+        v = self.valid_s if self.valid_s is not None else self.n_valid*s/3  # before a measured one: forward ≈ 1/3 of a step
         left = self.seconds - self._now_spent() - self.reserve - self.valid_passes*v - v  # the last epoch's validation too
         return max(0, int(left / (s + v/n_iter)))
 
@@ -330,6 +331,8 @@ class TimeBudget(Callback):
             self.finished = True
             raise CancelTrainException()  # the rest of this epoch is skipped: validate, then stop
 
+    def after_cancel_train(self):  # after fastai's `Recorder` (order 50), which would drop the partial epoch's training metrics
+        if self.active and self.finished and hasattr(self.learn, 'recorder'): self.learn.recorder.cancel_train = False
     def after_train(self): self._tv = self.clock()
     def after_validate(self):
         if self.active and self.training is False and hasattr(self, '_tv'): self.valid_s = self.clock() - self._tv
@@ -344,17 +347,17 @@ class TimeBudget(Callback):
     @property
     def epochs(self) -> float:
         "Training epochs done, counting the last partial one as a fraction"
-        return self.done / max(1, len(self.learn.dls.train))
+        return self.done / max(1, self.n_iter)
 
     def state_dict(self) -> dict:
         "Batches done, progress, seconds spent and the plan (for exact resumption)"
         return dict(spent=self.spent, done=self.done, p=self.p, anchor=list(self.anchor), left_at_anchor=self.left_at_anchor,
-                    replans=self.replans)
+                    replans=self.replans, finished=getattr(self, 'finished', False))
 
     def load_state_dict(self, sd:dict):  # from `state_dict`
         "Continue a budgeted fit: the next fit goes on with the seconds that are left"
         self.spent, self.done, self.p, self.left_at_anchor, self.replans = sd['spent'], sd['done'], sd['p'], sd['left_at_anchor'], list(sd['replans'])
-        self.anchor, self._loaded = tuple(sd['anchor']), True
+        self.anchor, self._loaded, self.finished = tuple(sd['anchor']), True, sd.get('finished', False)
 
 # %% ../nbs/06_callbacks.ipynb #372eca95
 def attention_stats(a:Tensor,  # branch weights (B, L) of one layer for a batch

@@ -14,7 +14,7 @@ warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated',
 from .core import DynblocksError, MissingFileError, mask_url
 from .models import list_models, model_info
 from .recipes import Precision, list_recipes, recipe as get_recipe
-from .train import RunConfig, resolve_data, train_run
+from .train import RunConfig, resolve_data, train_run, launched
 
 # %% auto #0
 __all__ = ['make_parser', 'config_from_args', 'train', 'main']
@@ -52,6 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--opt', choices=['sgd', 'nesterov', 'adam'], default=None, help=f"optimiser (default: the recipe's; 'default': {d.opt})")
     t.add_argument('--wd', type=float, default=None, help=f"weight decay (default: the recipe's; 'default': {d.wd:g})")
     t.add_argument('--ls', type=float, default=None, help=f"label smoothing (default: the recipe's; 'default': {d.ls:g})")
+    t.add_argument('--budget', type=float, default=None, help="seconds from launch to exit: the passes are planned from the measured "
+                   "speed and the run ends inside them (0: no budget; default: the recipe's, unless --epochs is given)")
     t.add_argument('--anneal', type=_pos_float, default=None, help="anneal the dynamic blocks' gate temperature from this value "
                    "(e.g. 30) to 1 over the first 30 %% of training (default: the recipe's)")
     t.add_argument('--data', default=None, help="'sample' (shipped with dynblocks), 'cifar10' (found as cifar10_dls "
@@ -138,7 +140,7 @@ def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
     else: cfg = config_from_args(args)
     if args.from_study and not args.resume: cfg = _best_trial(cfg, args.from_study, args.storage)
     if cfg.out is None: cfg.out = f"runs/{cfg.resolved().arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try: return train_run(cfg, resume=args.resume, bars=False if args.quiet else None, overwrite=args.overwrite)
+    try: return train_run(cfg, resume=args.resume, bars=False if args.quiet else None, overwrite=args.overwrite, t0=launched())  # a budget counts from launch
     except KeyboardInterrupt:
         out = Path(cfg.out).absolute()
         raise SystemExit(f"interrupted: the last finished epoch is checkpointed in {out/'checkpoint.pth'}; "

@@ -73,6 +73,7 @@ class Recipe:
     precision:str = 'fp32'  # a `Precision`, used where the device supports it (a GPU)
     ema:float|None = None  # decay of an exponential moving average of the weights used for validation (`EMA`)
     tta:str|None = None  # test-time augmentation at the end: 'flip'
+    budget:float|None = None  # seconds from launch to exit: the passes are planned from the measured speed (`TimeBudget`), not `epochs`
     anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 over the first 30 % of training (`AnnealTemperature`)
     report_acc:float|None = None  # the report's test accuracy (%)
     notes:str = ''  # what we chose where the report is silent
@@ -103,6 +104,9 @@ class Recipe:
         _check(0 <= self.warmup, f"`warmup` must be >= 0 epochs, got {self.warmup}.")
         _check(self.clip is None or (_finite(self.clip) and self.clip > 0), f"`clip` must be > 0 or None, got {self.clip}.")
         _check(self.ema is None or (_finite(self.ema) and 0 <= self.ema < 1), f"`ema` must be in [0, 1) or None, got {self.ema}.")
+        _check(self.budget is None or (_finite(self.budget) and self.budget > 0), f"`budget` must be a number of seconds > 0 or None, got {self.budget}.")
+        if self.budget is not None and self.lib == Lib.torch:
+            raise DynblocksError(f"Recipe {self.name!r}: a time budget runs fastai's schedules on the planned batches; use lib='fastai' or no budget.")
         _check(self.anneal is None or (_finite(self.anneal) and self.anneal > 0), f"`anneal` must be a start temperature > 0 or None, got {self.anneal}.")
         _check(self.n_train is None or (isinstance(self.n_train, int) and not isinstance(self.n_train, bool) and self.n_train >= 1),
                f"`n_train` must be a whole number >= 1 or None, got {self.n_train!r}.")

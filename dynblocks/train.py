@@ -22,17 +22,17 @@ from .block import DynBlock
 from .models import count_flops
 from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
-from .callbacks import Checkpoint, BranchWeights, resume_from, load_checkpoint
+from .callbacks import Checkpoint, BranchWeights, TimeBudget, resume_from, load_checkpoint
 from .recipes import Recipe, Precision, recipe as get_recipe
 from .learner import dyn_learner, SlowOnCPUWarning
 from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'train_run']
+__all__ = ['WRITE_RESERVE', 'RUN_FILES', 'RunConfig', 'resolve_data', 'launched', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
-_FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal')  # `RunConfig` fields that override the recipe's
+_FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal', 'budget')  # `RunConfig` fields that override the recipe's
 
 def _plain_kw(kw):
     "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
@@ -65,6 +65,7 @@ class RunConfig:
     opt:str|None = None  # optimiser: 'sgd', 'nesterov' or 'adam'
     wd:float|None = None  # weight decay
     ls:float|None = None  # label smoothing
+    budget:float|None = None  # seconds from launch to exit, passes planned from the measured speed (0: none; default: the recipe's, unless `epochs` is given)
     anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 (`AnnealTemperature`; default: the recipe's)
     mixup:float = 0.  # MixUp alpha (0: off)
     cutmix:float = 0.  # CutMix alpha (0: off)
@@ -79,6 +80,7 @@ class RunConfig:
         check_limit('width', self.width); check_limit('n_branches', self.n_branches)  # one table of ranges (`LIMITS`)
         if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
         _num(self.mixup, 'mixup', 0); _num(self.cutmix, 'cutmix', 0); _num(self.seed, 'seed', 0, whole=True)
+        if self.budget is not None: _num(self.budget, 'budget', 0)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")
         if self.valid != 'test': _num(self.valid, 'valid', 0, 1)
         if self.precision is not None: self.precision = choice(Precision, self.precision, 'precision').value
@@ -86,7 +88,9 @@ class RunConfig:
 
     def resolved(self) -> Recipe:
         "The recipe with this run's overrides, checked"
-        return get_recipe(self.recipe, **{k: getattr(self, k) for k in _FROM_RECIPE if getattr(self, k) is not None})
+        kw = {k: getattr(self, k) for k in _FROM_RECIPE if getattr(self, k) is not None}
+        if kw.get('budget') == 0 or (self.epochs is not None and self.budget is None): kw['budget'] = None  # epochs, not seconds
+        return get_recipe(self.recipe, **kw)
 
     def model_kw(self) -> dict:
         "Keyword arguments for `create_model`"
@@ -143,6 +147,16 @@ def _versions():
     return dict(dynblocks=dynblocks.__version__, torch=torch.__version__, fastai=fastai.__version__,
                 python=platform.python_version())
 
+def launched() -> float:
+    "When this process started, in `time.time()` seconds (Linux: from /proc; elsewhere: now)"
+    try:
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])  # field 22, starttime
+        btime = next(int(l.split()[1]) for l in open('/proc/stat') if l.startswith('btime'))
+        return btime + ticks/os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError, StopIteration): return time.time()
+
+WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
+
 def _write_artifacts(learn, out, names, vals, summary, say):
     "The run's files in `out`, each written whole (temporary file, then rename)"
     def atomic(name, write):
@@ -195,19 +209,21 @@ def train_run(cfg:RunConfig,  # what to train
               log:bool=True,  # print what the run does (only rank 0 ever prints)
               bars:bool|None=None,  # fastai's progress bars (default: on a terminal only; else one line per epoch)
               overwrite:bool=False,  # replace a run already in `cfg.out`
+              t0:float|None=None,  # when a time budget's clock started (`time.time()`; the command line passes the process's start; default: now)
              ) -> Learner|None:
     "Train what `cfg` says; returns the `Learner` (summary in `learn.run_summary`), or `None` for a finished run resumed"
     out = Path(cfg.out).absolute() if cfg.out else None
-    if out is None or rank_distrib() != 0: return _train_run(cfg, data, cbs, resume, log, bars)
+    if out is None or rank_distrib() != 0: return _train_run(cfg, data, cbs, resume, log, bars, t0)
     _check_out(out, resume, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
         if overwrite and not resume:
             for f in RUN_FILES + ('lr_find.png', 'training.png', 'branch_weights.png', 'attention.png'): (out/f).unlink(missing_ok=True)
-        return _train_run(cfg, data, cbs, resume, log, bars)
+        return _train_run(cfg, data, cbs, resume, log, bars, t0)
 
-def _train_run(cfg, data, cbs, resume, log, bars):
+def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     t_start = time.time()  # time-to-accuracy counts everything from here: data, model, training, TTA
+    t0 = t_start if t0 is None else t0  # a time budget counts from here
     main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
     say = _print if (main and log) else (lambda *a: None)
     if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
@@ -221,8 +237,9 @@ def _train_run(cfg, data, cbs, resume, log, bars):
         if diff: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with "
             "(`--resume` alone reads them from its checkpoint); for other ones, start a new run in another --out.".format(
             out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in diff.items())))
-        if ck['epoch'] + 1 >= ck['n_epoch'] and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json')):
-            say(f"the run in {out} is complete ({ck['n_epoch']} of {ck['n_epoch']} epochs): nothing to do, its files are as they were")
+        done = ck['cbs'].get('time_budget', {}).get('finished') or (ck['epoch'] + 1 >= ck['n_epoch'] and 'time_budget' not in ck['cbs'])
+        if done and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json')):
+            say(f"the run in {out} is complete ({ck['epoch'] + 1} epochs): nothing to do, its files are as they were")
             return None
     if data is None: path, desc = resolve_data(cfg.data)
     else: path, desc = data, 'CIFAR-10 arrays'
@@ -253,37 +270,52 @@ def _train_run(cfg, data, cbs, resume, log, bars):
         if main and out is not None: plt.gcf().savefig(out/'lr_find.png', dpi=100)
         plt.close('all')
         say(f"lr_find: valley {sug.valley:.2e}")
+    tb = None
+    if r.budget:  # seconds, not epochs: `TimeBudget` plans the passes and keeps time for the TTA and the run folder
+        left = r.budget - (time.time() - t0) - WRITE_RESERVE
+        if left <= 0: raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({time.time() - t0:.0f} s "
+                                           f"so far, {WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
+        tb = TimeBudget(left, valid_passes=2 if r.tta == 'flip' else 0)
+        learn.add_cb(tb)  # on the learner while it fits, so a checkpoint saves its state and `resume_from` restores it
+        say(f"time budget: {r.budget:.0f} s from launch, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
     start = resume_from(learn) if resume else 0
-    if start: say(f"resuming from the checkpoint after epoch {start} of {r.epochs}")
+    if start: say(f"resuming from the checkpoint after epoch {start}" + ('' if tb else f" of {r.epochs}"))
     clock = _EpochClock(t_start)
     fit_cbs = [clock] + ([Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else [])
-    t0 = time.time()
-    if start < r.epochs:  # a finished run whose artifacts were lost only writes them again
+    t_fit = time.time()
+    if (start < r.epochs) if tb is None else not getattr(tb, 'finished', False):  # a finished run whose artifacts were lost only writes them again
         with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
             learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
-    wall = time.time() - t0
+    wall = time.time() - t_fit
+    if tb is not None: learn.remove_cb(tb)  # `get_preds` (TTA) sends fit events too
     names = list(learn.recorder.metric_names[1:-1])
     vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
     learn.recorder.values = vals  # the whole run's history, also when resumed
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
-    tta = None
-    if r.tta == 'flip' and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
+    tta, tta_note = None, None
+    if tb is not None and r.tta == 'flip' and r.budget - (time.time() - t0) - WRITE_RESERVE < 2*(tb.valid_s or 0):
+        tta_note = 'skipped: the time budget had no room left for it'
+        say(f"flip TTA {tta_note}")
+    elif r.tta == 'flip' and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
         kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
         with learn.no_bar(), learn.no_logging(): p, y = learn.flip_tta()
         tta = float((p.argmax(1) == y).float().mean())
         for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
+    epochs = round(tb.epochs, 3) if tb is not None else r.epochs
     learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
-        epochs=r.epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
+        epochs=epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
         params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
         n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
         run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
         epoch_end_s=[None]*start + clock.times,
-        images_per_s=round(len(dls.train_ds)*(r.epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions(),
-        attention=_attention(learn))
+        images_per_s=round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions(),
+        attention=_attention(learn), tta=tta_note or (None if tta is None else 'flip'),
+        budget=None if tb is None else dict(seconds=r.budget, training_seconds=round(tb.seconds, 1), batches=tb.done,
+                                            planned=tb.planned, replans=tb.replans, launched_unix=round(t0, 3)))
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
     if main and out is not None:
         _write_artifacts(learn, out, names, vals, learn.run_summary, say)
-        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta)}) after {r.epochs} epochs, {wall:.0f} s; artifacts in {out}")
-    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (')}{')' if tta is not None else ''} after {r.epochs} epochs, {wall:.0f} s")
+        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta)}) after {epochs:g} epochs, {wall:.0f} s; artifacts in {out}")
+    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (')}{')' if tta is not None else ''} after {epochs:g} epochs, {wall:.0f} s")
     return learn
