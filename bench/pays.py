@@ -54,13 +54,17 @@ ARMS = {
     'twin_start': dict(what='+ twin start: shared kernel plus zero-mean residuals, zero router', kw={**REPORTS, 'start': 'twin'}),
     'last_stage': dict(what='+ only the last group dynamic (the others one branch)', kw={**REPORTS, 'dynamic': [2]}),
     'best': dict(what='the best combination (see `BEST`)', kw=None),
+    'uniform': dict(what='the best combination with its attention held at uniform (temperature 1000): what the attention adds',
+                    kw='best', extra=dict(temperature=1000.)),
+    'twin_lr': dict(what='static twin at 1.5 times the recipe\'s learning rate (0.3): what a larger step alone does',
+                    kw=dict(n_branches=1), recipe=dict(lr=0.3)),
 }
 BEST = {**REPORTS, **LINEAR, 'start': 'twin'}  # set from the single-option arms; the page says how it was chosen
 
 
 def _arm(name):
     a = dict(ARMS[name])
-    if a.get('kw') is None: a['kw'] = dict(BEST)
+    if a.get('kw') is None or a.get('kw') == 'best': a['kw'] = {**BEST, **a.get('extra', {})}
     return a
 
 
@@ -147,6 +151,7 @@ def one_run(arm, budget, seed, a, res):
     r = recipe('cpu10')
     spec = _arm(arm)
     epochs, n_train = r.epochs*BUDGETS[budget], r.n_train
+    if a.smoke: epochs, n_train = 1, 500  # the code path on tiny settings (tests/test_bench.py), not a measurement
     kw = dict(spec.get('kw') or {})
     if 'width' in spec:  # widen to another arm's training FLOPs
         _, ref = spec['width'].split(':')
@@ -206,7 +211,7 @@ def summarise(res):
                 infer_flops=rows[0]['infer_flops'], params=rows[0]['params'], attention=states[-1] if states else [])
     verdict = {}
     for budget, arms in out.items():
-        dyn = [k for k in arms if k not in ('twin', 'static_flops', 'twin_time', 'xresnet18')]
+        dyn = [k for k in arms if k not in ('twin', 'static_flops', 'twin_time', 'xresnet18', 'twin_lr', 'uniform')]
         if 'twin' not in arms or not dyn: continue
         tw = arms['twin']['acc_tta']
         best = max(dyn, key=lambda k: arms[k]['acc_tta']['mean'])
@@ -226,11 +231,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('part', choices=['run', 'summary'])
     p.add_argument('--budget', choices=list(BUDGETS), default='speedrun')
-    p.add_argument('--arms', nargs='+', default=[k for k in ARMS if k not in ('twin_time', 'static_flops')], choices=list(ARMS))
+    p.add_argument('--arms', nargs='+', default=['twin', 'xresnet18', 'reports', 'anneal', 'mlp_router', 'sigmoid', 'linear', 'twin_start', 'last_stage'], choices=list(ARMS))
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--data', default=None, help='CIFAR-10 folder (default: as `dynblocks train` finds it)')
     p.add_argument('--max-other', type=float, default=0.15, help='cores other processes may use during a run before it counts as loaded')
     p.add_argument('--out', default=str(OUT))
+    p.add_argument('--smoke', action='store_true', help='1 pass over 500 images per run: checks the code path, measures nothing')
     a = p.parse_args(argv)
     out = Path(a.out)
     res = json.loads(out.read_text()) if out.exists() else dict(what='pays', runs=[])

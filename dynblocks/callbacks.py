@@ -470,8 +470,8 @@ def plot_branch_weights(self:Learner,
                        ):
     "Mean attention per branch (bars) and per class (heat maps) of every dynamic block, from `BranchWeights`"
     import matplotlib.pyplot as plt
-    if not any(isinstance(m, (DynBlock, DynConv2d)) for m in self.model.modules()):
-        raise DynblocksError(f"{type(get_model(self.model)).__name__} has no dynamic blocks: there are no branch weights to plot.")
+    if not _dyn_layers(self.model):
+        raise DynblocksError(f"{type(get_model(self.model)).__name__} has no dynamic blocks with more than one branch: there are no branch weights to plot.")
     cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
     if cb is None or cb.last is None:
         cb = BranchWeights(fit_only=False); self.validate(cbs=[cb])

@@ -169,7 +169,7 @@ def _write_artifacts(learn, out, names, vals, summary, say):
     atomic('summary.json', lambda f: f.write_text(json.dumps(summary, indent=2)))
     import matplotlib.pyplot as plt
     atomic('training.png', learn.plot_training); plt.close('all')
-    if any(isinstance(m, DynBlock) for m in learn.model.modules()):
+    if any(isinstance(m, DynBlock) and m.n_branches > 1 for m in learn.model.modules()):
         atomic('branch_weights.png', learn.plot_branch_weights); plt.close('all')
     bw = getattr(learn, 'branch_weights', None)
     if bw is not None and bw.train_health:  # dynamic layers with more than one branch

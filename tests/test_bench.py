@@ -87,3 +87,16 @@ def test_onnx_benchmark_smoke(tmp_path):
     assert [(o['variant'], o['bs']) for o in d['results']] == [('any batch (fused)', 1), ('any batch (fused)', 4), ('batch 1 (aggregate)', 1)]
     for o in d['results']:
         assert o['max_abs_diff'] <= 1e-4 and o['ort_img_s'] > 0 and set(o['eager']) == {'contiguous', 'channels_last'}, o
+
+def test_pays_study_smoke(tmp_path, cifar_root):
+    "bench/pays.py (issue 24) on tiny settings: each run's row, the summary and the verdict the page reads"
+    out = tmp_path/'p.json'
+    r = run('bench/pays.py', 'run', '--smoke', '--data', str(cifar_root), '--arms', 'twin', 'best', '--seeds', '0', '--out', str(out))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    d = json.loads(out.read_text())
+    assert [x['arm'] for x in d['runs']] == ['twin', 'best'] and not any(x['loaded'] for x in d['runs'])
+    for x in d['runs']:
+        assert {'acc', 'acc_tta', 'train_s', 'run_s', 'train_flops', 'infer_flops', 'params', 'load_before', 'load_after', 'other_cores'} <= set(x)
+    best = d['runs'][1]
+    assert best['infer_flops'] < best['train_flops']/3 and [b['state'] for b in best['attention']]  # kernels mixed at inference; health
+    assert set(d['summary']['speedrun']) == {'twin', 'best'} and 'gain_vs_twin' in d['verdict']['speedrun']
