@@ -241,7 +241,9 @@ class AnnealTemperature(Callback):
         if not 0 < pct <= 1: raise DynblocksError(f"`pct` must be in (0, 1], got {pct}.")
         self.start, self.end, self.pct = start, end, pct
 
-    def temperature(self, pct_train:float) -> float:  # fraction of the fit done
+    def temperature(self,
+                    pct_train:float,  # fraction of the fit done
+                   ) -> float:
         "The temperature at `pct_train` of the fit"
         return self.end if pct_train >= self.pct else self.start + (self.end - self.start) * pct_train / self.pct
 
