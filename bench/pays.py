@@ -21,10 +21,10 @@ while /tmp/dynblocks-bench.pause exists: touch it to run something else between 
 /tmp/dynblocks-bench.lock during the run. The JSON is rewritten after every run.
 """
 from __future__ import annotations
-import argparse, json, os, resource, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import machine, RESULTS  # noqa: E402
+from bench import machine, RESULTS, wait_for_idle, load_start, load_record, LOCK  # noqa: E402
 from speedrun import _save, _stats  # noqa: E402
 
 OUT = RESULTS/'pays-cpu.json'
@@ -94,31 +94,6 @@ def _width_for(target, kw):
     return min((w/100 for w in range(100, 251, 5)), key=lambda w: abs(_flops({**kw, 'width': w})[0] - target))
 
 
-def _cpu_busy():
-    "Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait)"
-    v = [int(x) for x in open('/proc/stat').readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf('SC_CLK_TCK')
-
-
-PAUSE, LOCK = Path('/tmp/dynblocks-bench.pause'), Path('/tmp/dynblocks-bench.lock')
-
-
-def wait_for_idle(max_other, quiet_s=10., say=print):
-    "Wait while `PAUSE` exists, then until other processes have used under `max_other` cores for `quiet_s` seconds"
-    while True:
-        if PAUSE.exists(): time.sleep(5); continue
-        b0, t0 = _cpu_busy(), time.time()
-        time.sleep(quiet_s)
-        busy = (_cpu_busy() - b0)/(time.time() - t0)
-        if busy < max_other and not PAUSE.exists(): return
-        say(f"waiting for an idle machine ({busy:.2f} cores busy)")
-
-
-def _child_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 _XRES = """
 import json, sys, time
 t0 = time.time()
@@ -161,7 +136,7 @@ def one_run(arm, budget, seed, a, res):
         if ref is None or mine is None: sys.exit(f"{arm}: run '{spec['time']}' and 'twin' at budget {budget} first (their times set this arm's passes).")
         epochs = max(epochs, round(epochs*ref/mine))
     flops = _xresnet_flops() if spec.get('fastai') else _flops(kw)
-    load0, busy0, child0, t0 = os.getloadavg(), _cpu_busy(), _child_cpu(), time.time()
+    t0, busy0, child0, load0 = load_start()
     with tempfile.TemporaryDirectory() as d:
         if spec.get('fastai'):
             cmd = [sys.executable, '-c', _XRES, json.dumps(dict(data=str(a.data_path), n_train=n_train, epochs=epochs, seed=seed))]
@@ -177,13 +152,10 @@ def one_run(arm, budget, seed, a, res):
         wall = time.time() - t0
         if p.returncode: sys.exit(f"{arm} seed {seed} failed:\n{p.stderr[-3000:]}")
         s = json.loads(p.stdout.strip().splitlines()[-1]) if spec.get('fastai') else json.loads(Path(f'{d}/run/summary.json').read_text())
-    own, busy, load1 = _child_cpu() - child0, _cpu_busy() - busy0, os.getloadavg()
-    other = max(0., busy - own)/wall  # cores used by other processes, on average over the run
     return dict(arm=arm, budget=budget, seed=seed, epochs=epochs, n_train=n_train, kw=kw, recipe=spec.get('recipe') or {},
                 acc=s['final_accuracy'], acc_tta=s['tta_accuracy'], train_s=s['wall_s'], run_s=round(wall, 1),
                 train_flops=flops[0], infer_flops=flops[1], params=flops[2],
-                attention=s.get('attention') or [], load_before=[round(x, 2) for x in load0], load_after=[round(x, 2) for x in load1],
-                other_cores=round(other, 3), loaded=other > a.max_other)
+                attention=s.get('attention') or [], **load_record(t0, busy0, child0, load0, a.max_other))
 
 
 def _clean(res, arm=None, budget=None):
@@ -245,6 +217,7 @@ def main(argv=None):
     import fastai
     from dynblocks.train import resolve_data
     a.data_path, desc = resolve_data(a.data)
+    if 'sample' in desc: sys.exit(f"pays.py needs real CIFAR-10 (--data DIR or DYNBLOCKS_DATA), not {desc}.")
     m = machine(); m['fastai'] = fastai.__version__
     res.update(machine=m, data=desc, best=BEST, arms={k: _arm(k) for k in ARMS}, budgets=BUDGETS,
                command='python bench/pays.py ' + ' '.join(argv if argv is not None else sys.argv[1:]))

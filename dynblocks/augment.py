@@ -28,6 +28,7 @@ class Policy(str, Enum):
     seed003 = 'seed003'
     airbench = 'airbench'
     flip_shift = 'flip_shift'
+    alt_flip_shift = 'alt_flip_shift'
 
 _POLICIES = {  # the parameters of each policy, shared by both implementations
     Policy.none: dict(),
@@ -36,6 +37,7 @@ _POLICIES = {  # the parameters of each policy, shared by both implementations
     Policy.seed003: dict(flip=True, rotate=15, translate=0.1, scale=(0.9, 1.1), jitter=(0.2, 0.2, 0.2, 0.1)),
     Policy.airbench: dict(flip=True, pad=2, pad_mode='reflect', cutout=12),
     Policy.flip_shift: dict(flip=True, pad=2, pad_mode='reflect'),
+    Policy.alt_flip_shift: dict(alt_flip=True, pad=2, pad_mode='reflect'),  # the flip is the loader's: see `DeviceDL`
 }
 
 def policy_params(policy:str,  # a `Policy` name
@@ -183,7 +185,7 @@ def _tv_policy(p:dict):
     if p.get('pad'): t.append(T.RandomCrop(32, padding=p['pad'], padding_mode=p.get('pad_mode', 'constant')))
     if p.get('rotate') and not p.get('translate'): t.append(T.RandomRotation(p['rotate']))
     if p.get('translate'): t.append(T.RandomAffine(p.get('rotate', 0), translate=(p['translate'],)*2, scale=p.get('scale')))
-    if p.get('flip'): t.append(T.RandomHorizontalFlip())
+    if p.get('flip') or p.get('alt_flip'): t.append(T.RandomHorizontalFlip())  # per item, an alternating flip is a random one
     if p.get('jitter'): t.append(T.ColorJitter(*p['jitter']))
     if p.get('cutout'): t.append(T.RandomErasing(p=1., scale=(p['cutout']**2/1024,)*2, ratio=(1., 1.), value=0))
     return T.Compose(t) if t else T.Identity()

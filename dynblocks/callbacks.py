@@ -10,6 +10,7 @@ import copy, math, random, statistics, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from fastcore.basics import patch
 from fastcore.foundation import L
@@ -21,10 +22,11 @@ from torch import Tensor
 from .core import DynblocksError, MissingFileError
 from .block import DynBlock
 from .dynamize import DynConv2d
+from .models import PatchWhiten
 
 # %% auto #0
-__all__ = ['HEALTH', 'StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'AnnealTemperature', 'TimeBudget',
-           'attention_stats', 'attention_state', 'BranchWeights']
+__all__ = ['HEALTH', 'StopOnNanLoss', 'EMA', 'Checkpoint', 'load_checkpoint', 'resume_from', 'AnnealTemperature', 'EMALookahead',
+           'FreezeWhitenBias', 'TimeBudget', 'attention_stats', 'attention_state', 'BranchWeights']
 
 # %% ../nbs/06_callbacks.ipynb #889f2768
 class StopOnNanLoss(TerminateOnNaNCallback):
@@ -140,11 +142,34 @@ def flip_tta(self:Learner,
     "Predictions averaged over each image and its horizontal mirror, with targets"
     dl = dl or self.dls[ds_idx].new(shuffled=False, drop_last=False)
     p1, y = self.get_preds(dl=dl)
-    class _Flip(Callback):
-        order = -1
-        def before_batch(self): self.learn.xb = (self.xb[0].flip(3),) + tuple(self.xb[1:])
-    p2, _ = self.get_preds(dl=dl, cbs=[_Flip()])
+    p2, _ = self.get_preds(dl=dl, cbs=[_View(lambda x: x.flip(3))])
     return (p1 + p2)/2, y
+
+class _View(Callback):
+    "Feed the model `f(xb)` instead of `xb` (a test-time view)"
+    order = -1
+    def __init__(self, f): self.f = f
+    def before_batch(self): self.learn.xb = (self.f(self.xb[0]),) + tuple(self.xb[1:])
+
+def _shift(x, dy, dx):
+    "Images moved by (`dy`, `dx`) pixels, the border reflected"
+    p = F.pad(x, (1, 1, 1, 1), mode='reflect')
+    H, W = x.shape[-2:]
+    return p[..., 1+dy:1+dy+H, 1+dx:1+dx+W]
+
+@patch
+def flip_shift_tta(self:Learner,
+                   ds_idx:int=1,  # 1: validation set
+                   dl=None,  # or any DataLoader
+                  ):
+    "airbench's multi-crop TTA: flip TTA of each image (weight 1/2) and of it moved by one pixel up-left and down-right (1/4 each), with targets"
+    dl = dl or self.dls[ds_idx].new(shuffled=False, drop_last=False)
+    p, y = self.flip_tta(dl=dl)
+    for dy in (-1, 1):
+        q1, _ = self.get_preds(dl=dl, cbs=[_View(lambda x, d=dy: _shift(x, d, d))])
+        q2, _ = self.get_preds(dl=dl, cbs=[_View(lambda x, d=dy: _shift(x, d, d).flip(3))])
+        p = p + (q1 + q2)/2 * 0.5
+    return p/2, y
 
 # %% ../nbs/06_callbacks.ipynb #0beb1277
 def _rng_state() -> dict:
@@ -257,6 +282,66 @@ class AnnealTemperature(Callback):
         if self.training and self.active: self._set(self.temperature(self.pct_train))  # resumed fits: `pct_train` counts from the start
     def after_fit(self):
         if self.active: self._set(self.end)
+
+# %% ../nbs/06_callbacks.ipynb #e8a6baaa
+class EMALookahead(Callback):
+    "Every `every` steps after `start` of training, pull the weights (and BatchNorm statistics) to their EMA and copy it back (airbench's lookahead)"
+    order = 66  # after the optimiser step and after `EMA`
+    def __init__(self,
+                 decay:float=0.95,  # decay of the average per step
+                 every:int=5,  # steps between two updates
+                 start:float=0.3,  # fraction of training before the first update
+                 power:float=3.,  # the decay grows as (fraction of training done) ** power
+                ):
+        if not 0 < decay < 1: raise DynblocksError(f"`decay` must be in (0, 1), got {decay}.")
+        self.decay, self.every, self.start, self.power, self.avg = decay, every, start, power, None
+
+    def _tensors(self): return [t for t in get_model(self.learn.model).state_dict().values() if t.is_floating_point()]
+
+    def before_fit(self):
+        self.active = not hasattr(self.learn, 'lr_finder')
+        if self.active and not getattr(self, '_loaded', False): self.avg, self.n = None, 0
+        self._loaded = False
+
+    @torch.no_grad()
+    def _pull(self, rho):
+        for a, t in zip(self.avg, self._tensors()): a.lerp_(t, 1 - rho); t.copy_(a)
+
+    @torch.no_grad()
+    def after_step(self):
+        if not self.active or self.pct_train < self.start: return
+        self.n += 1
+        if self.n % self.every: return
+        if self.avg is None: self.avg = [t.detach().clone() for t in self._tensors()]; return
+        self._pull(self.decay**self.every * self.pct_train**self.power)
+
+    def after_train(self):
+        if self.active and self.avg is not None: self._pull(1.)  # the network takes the average at the end of every epoch
+
+    def state_dict(self) -> dict:
+        "The average and the step count (for exact resumption)"
+        return dict(avg=self.avg, n=getattr(self, 'n', 0))
+
+    def load_state_dict(self, sd:dict):  # from `state_dict`
+        "Continue from a saved average"
+        self.avg, self.n, self._loaded = sd['avg'], sd['n'], True
+
+class FreezeWhitenBias(Callback):
+    "Train the biases of the whitening stem (`PatchWhiten`) only for the first `pct` of training (airbench)"
+    order = 55
+    def __init__(self, pct:float=0.3):  # fraction of training with the bias trained
+        if not 0 <= pct <= 1: raise DynblocksError(f"`pct` must be in [0, 1], got {pct}.")
+        self.pct = pct
+    def before_batch(self):
+        if not self.training or hasattr(self.learn, 'lr_finder'): return
+        for m in self.learn.model.modules():
+            b = m.conv.bias if isinstance(m, PatchWhiten) else None
+            if b is not None and b.requires_grad and self.pct_train >= self.pct:
+                b.requires_grad_(False); b.grad = None  # fastai's optimiser skips parameters without a gradient
+
+    def after_fit(self):
+        for m in self.learn.model.modules():
+            if isinstance(m, PatchWhiten) and m.conv.bias is not None: m.conv.bias.requires_grad_(True)
 
 # %% ../nbs/06_callbacks.ipynb #c03d31bb
 class TimeBudget(Callback):

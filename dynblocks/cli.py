@@ -63,6 +63,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--width', type=_pos_float, default=None, help='channel multiplier of the model')
     t.add_argument('--arch-kw', type=_json_object, default=None,
                    help='other model options as a JSON object, e.g. \'{"widths": [16, 32, 64, 128], "ks": 5}\' for se_resnet')
+    t.add_argument('--recipe-kw', type=_json_object, default=None,
+                   help='other recipe fields as a JSON object, e.g. \'{"lookahead": 0.95, "tta": "flip_shift"}\' (see `dynblocks recipes`)')
     t.add_argument('--n-branches', type=_pos_int, default=None, help='branches per dynamic block')
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--precision', choices=[m.value for m in Precision], default=None,

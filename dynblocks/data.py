@@ -18,7 +18,7 @@ from fastai.vision.core import PILImage, ToTensor
 import fastai.vision.data  # registers the vision `show_batch` (a grid of images)
 from .core import DynblocksError, choice
 from .cifar import CIFAR10_STATS, HALF_STATS, load_cifar10, stratified_idxs
-from .augment import Policy, BatchAug, ItemAug
+from .augment import Policy, BatchAug, ItemAug, policy_params
 from enum import Enum
 
 # %% auto #0
@@ -32,10 +32,14 @@ class DeviceDL(TfmdDL):
                  xs:Tensor|None=None,  # images (N, C, H, W) uint8
                  ys:Tensor|None=None,  # labels (N,) int64
                  seed:int|None=None,  # seed of the order
+                 alt_flip:bool=False,  # flip a fixed random half of the images in even epochs and the other half in odd ones (airbench)
                  **kwargs):  # `TfmdDL` arguments (`bs`, `shuffle`, `drop_last`, `after_batch`, `device`, …)
         if xs is None or ys is None: raise DynblocksError("DeviceDL needs the split's images `xs` and labels `ys`.")
         if len(xs) != len(ys): raise DynblocksError(f"{len(xs)} images but {len(ys)} labels.")
-        self.xs, self.ys, self.seed = xs, ys, seed
+        self.xs, self.ys, self.seed, self.alt_flip, self.epoch = xs, ys, seed, alt_flip, 0
+        if alt_flip:  # each image's flip in even epochs; odd epochs flip the others
+            g = torch.Generator().manual_seed(0 if seed is None else seed)
+            self.flips = (torch.rand(len(xs), generator=g) < 0.5).to(xs.device)  # (N,) bool
         kwargs.setdefault('n', len(xs))
         kwargs['num_workers'] = 0  # batches are gathers on the device: no worker processes
         super().__init__(dataset, **kwargs)
@@ -44,9 +48,15 @@ class DeviceDL(TfmdDL):
     def _on_device(self):
         dev = self.device or self.xs.device
         if self.xs.device != dev: self.xs, self.ys = self.xs.to(dev), self.ys.to(dev)
+        if self.alt_flip and self.flips.device != dev: self.flips = self.flips.to(dev)
         return dev
 
-    def _gather(self, b): return TensorImage(self.xs[b]), TensorCategory(self.ys[b])
+    def _gather(self, b):
+        x = self.xs[b]  # (B, C, H, W) uint8
+        if self.alt_flip:
+            m = self.flips[b] ^ bool(self.epoch % 2)  # (B,): this epoch's flips
+            x = torch.where(m[:, None, None, None], x.flip(3), x)
+        return TensorImage(x), TensorCategory(self.ys[b])
 
     def __iter__(self):
         self.randomize()
@@ -55,6 +65,7 @@ class DeviceDL(TfmdDL):
         g = torch.Generator().manual_seed(self.rng.randint(0, 2**62))
         idxs = (torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)).to(dev)
         for i in range(len(self)): yield self.after_batch(self._gather(idxs[i*self.bs:(i+1)*self.bs]))
+        self.epoch += 1
         self.after_iter()
 
     def create_batches(self, samps):  # the item indices, in order
@@ -66,18 +77,18 @@ class DeviceDL(TfmdDL):
             yield self._gather(b)
 
     def state_dict(self) -> dict:
-        "The random state of the order (for exact resumption)"
-        return dict(rng=self.rng.getstate())
+        "The random state of the order and the epoch count (for exact resumption)"
+        return dict(rng=self.rng.getstate(), epoch=self.epoch)
 
     def load_state_dict(self, sd:dict):  # from `state_dict`
-        "Restore the random state of the order"
-        self.rng.setstate(sd['rng'])
+        "Restore the random state of the order and the epoch count"
+        self.rng.setstate(sd['rng']); self.epoch = sd.get('epoch', 0)
 
     def new(self, dataset=None, cls=None, **kwargs):
         if dataset is not None and dataset is not self.dataset:  # e.g. `test_dl`, `export`: per-item loading
             kwargs.pop('xs', None); kwargs.pop('ys', None)
             return TfmdDL.new(self, dataset, cls or TfmdDL, **kwargs)
-        return super().new(dataset, cls, xs=self.xs, ys=self.ys, seed=self.seed, **kwargs)
+        return super().new(dataset, cls, xs=self.xs, ys=self.ys, seed=self.seed, alt_flip=self.alt_flip, **kwargs)
 
 # %% ../nbs/05_data.ipynb #9d916435
 class Stats(str, Enum):
@@ -144,7 +155,8 @@ def cifar10_dls(path:str|Path|None=None,  # data folder (see `find_cifar10`), or
         after_batch.insert(1, BatchAug(aug, seed))
         mk = lambda x, y, ds, train: DeviceDL(ds, xs=torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device),
                                               ys=torch.from_numpy(y).to(device), bs=bs, shuffle=train, drop_last=train,
-                                              device=device, after_item=[ToTensor()], after_batch=after_batch, seed=seed)
+                                              device=device, after_item=[ToTensor()], after_batch=after_batch, seed=seed,
+                                              alt_flip=train and bool(policy_params(aug).get('alt_flip')))
         dls = DataLoaders(mk(xtr, ytr, dsets.train, True), mk(xva, yva, dsets.valid, False), device=device)
     else:
         dls = dsets.dataloaders(bs=bs, after_item=[ToTensor(), ItemAug(aug)], after_batch=after_batch, device=device,

@@ -7,6 +7,8 @@ Docs: https://dynblocks.github.io/dynblocks/learner.html.md"""
 # %% ../nbs/09_learner.ipynb #cbd1d9f6
 from __future__ import annotations
 import copy, functools, time, warnings
+from functools import partial
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -26,7 +28,7 @@ import fastai.vision.learner  # registers the vision `show_results` and `plot_to
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
-from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature
+from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature, EMALookahead, FreezeWhitenBias
 from .dynamize import dynamize
 from fastai.vision.learner import vision_learner
 from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
@@ -80,6 +82,12 @@ def keep_metrics_on_device(learn:Learner,  # any fastai `Learner`
 
 # %% ../nbs/09_learner.ipynb #6dbef1b1
 def _one_group(m): return [list(m.parameters())]
+
+def _bn_biases_apart(m, splitter):
+    "`splitter`'s parameter groups without the BatchNorm biases, then a last group of them (for their own learning rate)"
+    bn = {id(b.bias) for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.bias is not None}
+    groups = [[p for p in g if id(p) not in bn] for g in splitter(m)]
+    return groups + [[p for p in m.parameters() if id(p) in bn]]
 
 def _peek(dls):
     "(whether `dls` yields labels, input channels, input size) from one batch"
@@ -205,6 +213,15 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if channels_last: cbs.append(ChannelsLast())
     if r.ema: cbs.append(EMA(r.ema))
     if r.anneal: cbs.append(AnnealTemperature(r.anneal))
+    if r.lookahead: cbs.append(EMALookahead(r.lookahead))
+    if r.whiten_bias is not None: cbs.append(FreezeWhitenBias(r.whiten_bias))
+    splitter = dyn_splitter if hasattr(model, 'body') else _one_group
+    if r.bn_momentum is not None or r.bn_bias_lr is not None:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if r.bn_momentum is not None: m.momentum = r.bn_momentum
+                if r.bn_bias_lr is not None and m.weight is not None: m.weight.requires_grad_(False)  # scale fixed at 1
+        if r.bn_bias_lr is not None: splitter = partial(_bn_biases_apart, splitter=splitter)
     if r.clip: cbs.append(GradientClip(r.clip))
     if r.accum > 1: cbs.append(GradientAccumulation(r.accum*dls.bs))
     mp = _precision_cb(precision, dls.device) if precision is not None else \
@@ -212,7 +229,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if mp is not None: cbs.append(mp)
     kwargs.setdefault('wd', r.wd)
     learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or make_opt_func(r.opt, r.wd_mode, r.mom, r.lib, r.sqr_mom, r.eps),
-                    lr=lr or r.lr, metrics=metrics, cbs=cbs, splitter=dyn_splitter if hasattr(model, 'body') else _one_group,
+                    lr=lr or r.lr, metrics=metrics, cbs=cbs, splitter=splitter,
                     **kwargs)
     learn.recorder.train_metrics = True
     if device_metrics: keep_metrics_on_device(learn)
@@ -233,6 +250,9 @@ def fit_recipe(self:Learner,
     r = getattr(self, 'recipe', None)
     if r is None: raise DynblocksError("This learner has no recipe: build it with `dyn_learner(dls, recipe=...)`.")
     n, lr, sched, cbs = epochs or r.epochs, lr or r.lr, Schedule(r.schedule), list(L(cbs))
+    if r.bn_bias_lr is not None:  # one learning rate per group, the BatchNorm biases' (the last group) raised
+        if self.opt is None: self.create_opt()
+        lr = np.array([lr]*(len(self.opt.param_groups) - 1) + [lr*r.bn_bias_lr])
     if sched == Schedule.flat: return self.fit(n, lr, wd=r.wd, cbs=cbs, start_epoch=start_epoch)
     if r.lib == Lib.torch:  # PyTorch's scheduler itself, stepped as the report stepped it
         make, every = {Schedule.one_cycle: (one_cycle_lr(r.pct_start or 0.3, r.div, r.div_final or 1e4), 'batch'),

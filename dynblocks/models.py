@@ -87,6 +87,7 @@ class PatchWhiten(nn.Module):
         self.conv = nn.Conv2d(ni, 2*d, ks, bias=True)  # 2·d filters: each whitened direction and its negative
         self.conv.weight.requires_grad_(False)  # frozen, as in airbench: only the bias trains
         self.register_buffer('ready', torch.zeros((), dtype=torch.bool))  # saved, so a loaded or resumed model keeps its basis
+        self._known_ready = False
 
     @torch.no_grad()
     def init_from(self,
@@ -103,8 +104,14 @@ class PatchWhiten(nn.Module):
         self.ready.fill_(True)
 
     def forward(self, x:Tensor) -> Tensor:
-        if self.training and not self.ready: self.init_from(x)  # data-dependent init on the first training batch
+        if self.training and not self._known_ready:  # reading the `ready` buffer is a host sync: once, not every batch
+            if not self.ready: self.init_from(x)  # data-dependent init on the first training batch
+            self._known_ready = True
         return self.conv(x)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_ready = False  # read the loaded `ready` again
 
 class Whiten(Spec):
     "A `PatchWhiten` stem (2·`ni`·`ks`² channels), then the activation"
@@ -222,6 +229,16 @@ def _kaiming(model, act_cls):
             nn.init.kaiming_normal_(m.weight, a=a, mode='fan_out' if isinstance(m, nn.Conv2d) else 'fan_in', nonlinearity=nl)
             if m.bias is not None: nn.init.zeros_(m.bias)
 
+def _dirac(model):
+    "Identity (Dirac) kernels for the first `ni` filters of every trainable 3×3 convolution and `DynBlock` branch: an implicit residual (airbench)"
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and m.weight.requires_grad and m.kernel_size == (3, 3) and m.groups == 1:
+                nn.init.dirac_(m.weight[:m.in_channels])
+            elif isinstance(m, DynBlock) and m.ks == [3]*m.n_branches:
+                for l in range(1 if m.delta is not None else m.n_branches):  # the twin start's shared kernel, else each branch's
+                    nn.init.dirac_(m.weight[l*m.nf:(l+1)*m.nf][:m.ni])
+
 class DynNet(nn.Module):
     "A CNN from a list of layer `Spec`s and a `Head`; keyword arguments are defaults for every `Dyn` layer"
     def __init__(self,
@@ -230,7 +247,7 @@ class DynNet(nn.Module):
                  n_out:int=10,  # number of classes
                  head:dict|None=None,  # keyword arguments of `Head`
                  width:float=1.,  # channel multiplier for every layer
-                 init:str|None=None,  # None: PyTorch's defaults; 'kaiming': Kaiming-normal for every conv and linear layer
+                 init:str|None=None,  # None: PyTorch's defaults; 'kaiming': Kaiming-normal for every conv and linear layer; 'dirac': identity 3×3 kernels (airbench)
                  **block_kw,  # defaults for every `DynBlock` (n_branches, ks, norm, act, act_cls, residual, impl, …)
                 ):
         super().__init__()
@@ -242,8 +259,9 @@ class DynNet(nn.Module):
             m, nf = s.build(nf, width, block_kw); mods.append(m)
         self.body = nn.Sequential(*mods)
         self.head = Head(nf, n_out, **(head or {}))
-        if init not in (None, 'kaiming'): raise DynblocksError(f"`init` must be None or 'kaiming', got {init!r}.")
+        if init not in (None, 'kaiming', 'dirac'): raise DynblocksError(f"`init` must be None, 'kaiming' or 'dirac', got {init!r}.")
         if init == 'kaiming': _kaiming(self, block_kw.get('act_cls', nn.ReLU))
+        if init == 'dirac': _dirac(self)
         self.init = init
         self.min_size = next(s for s in range(1, 4097) if self.out_size(s) >= 1)
 

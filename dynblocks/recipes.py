@@ -74,6 +74,10 @@ class Recipe:
     ema:float|None = None  # decay of an exponential moving average of the weights used for validation (`EMA`)
     tta:str|None = None  # test-time augmentation at the end: 'flip'
     budget:float|None = None  # seconds from launch to exit: the passes are planned from the measured speed (`TimeBudget`), not `epochs`
+    bn_bias_lr:float|None = None  # BatchNorm scales fixed at 1 and biases trained at this multiple of the learning rate (airbench: 64)
+    bn_momentum:float|None = None  # momentum of every BatchNorm (PyTorch's: the new batch's weight; airbench: 0.4)
+    lookahead:float|None = None  # airbench's lookahead (`EMALookahead`): decay per step of the average the weights are pulled to, e.g. 0.95
+    whiten_bias:float|None = None  # train the whitening stem's bias only for this fraction of training (`FreezeWhitenBias`; airbench: 0.3)
     anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 over the first 30 % of training (`AnnealTemperature`)
     report_acc:float|None = None  # the report's test accuracy (%)
     notes:str = ''  # what we chose where the report is silent
@@ -110,7 +114,11 @@ class Recipe:
         _check(self.anneal is None or (_finite(self.anneal) and self.anneal > 0), f"`anneal` must be a start temperature > 0 or None, got {self.anneal}.")
         _check(self.n_train is None or (isinstance(self.n_train, int) and not isinstance(self.n_train, bool) and self.n_train >= 1),
                f"`n_train` must be a whole number >= 1 or None, got {self.n_train!r}.")
-        _check(self.tta in (None, 'flip'), f"`tta` must be None or 'flip', got {self.tta!r}.")
+        _check(self.tta in (None, 'flip', 'flip_shift'), f"`tta` must be None, 'flip' or 'flip_shift', got {self.tta!r}.")
+        _check(self.bn_bias_lr is None or (_finite(self.bn_bias_lr) and self.bn_bias_lr > 0), f"`bn_bias_lr` must be > 0 or None, got {self.bn_bias_lr}.")
+        _check(self.bn_momentum is None or (_finite(self.bn_momentum) and 0 < self.bn_momentum <= 1), f"`bn_momentum` must be in (0, 1] or None, got {self.bn_momentum}.")
+        _check(self.lookahead is None or (_finite(self.lookahead) and 0 < self.lookahead < 1), f"`lookahead` must be in (0, 1) or None, got {self.lookahead}.")
+        _check(self.whiten_bias is None or (_finite(self.whiten_bias) and 0 <= self.whiten_bias <= 1), f"`whiten_bias` must be in [0, 1] or None, got {self.whiten_bias}.")
 
     def loss_func(self):
         "The recipe's loss"

@@ -47,6 +47,18 @@ def _plain_kw(kw):
         if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `arch_kw`.")
     return out
 
+def _recipe_kw(kw):
+    "`kw` checked to be `Recipe` fields (not the ones `RunConfig` has a field for) as plain values"
+    from dataclasses import fields as _fields
+    if not isinstance(kw, dict): raise DynblocksError(f"`recipe_kw` must map `Recipe` fields to values, got {kw!r}.")
+    names = {f.name for f in _fields(Recipe)} - {'name', 'arch', 'source', 'notes', 'report_acc'}
+    for k, v in kw.items():
+        if k in _FROM_RECIPE: raise DynblocksError(f"Give `{k}` as its own option, not inside `recipe_kw`.")
+        if k not in names: raise DynblocksError(f"`recipe_kw` has no field {k!r}; the recipe's fields: {', '.join(sorted(names))}.")
+        if not (v is None or isinstance(v, (bool, str)) or (isinstance(v, (int, float)) and math.isfinite(v))):
+            raise DynblocksError(f"`recipe_kw.{k}` must be a number, string, boolean or null, got {v!r}.")
+    return dict(kw)
+
 @dataclass
 class RunConfig:
     "One training run as plain data; `None` means the recipe's value"
@@ -59,6 +71,7 @@ class RunConfig:
     width:float|None = None  # channel multiplier of the model
     n_branches:int|None = None  # branches per dynamic block
     arch_kw:dict|None = None  # other model options as plain values, e.g. `se_resnet`'s `{'widths': [16, 32, 64, 128], 'ks': 5}`
+    recipe_kw:dict|None = None  # other `Recipe` fields as plain values, e.g. `{'lookahead': 0.95, 'tta': 'flip_shift'}`
     epochs:int|None = None  # epochs
     bs:int|None = None  # batch size
     lr:float|None = None  # peak learning rate
@@ -79,6 +92,7 @@ class RunConfig:
             if getattr(self, k) is not None: _num(getattr(self, k), k, 1, whole=True)
         check_limit('width', self.width); check_limit('n_branches', self.n_branches)  # one table of ranges (`LIMITS`)
         if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
+        if self.recipe_kw is not None: self.recipe_kw = _recipe_kw(self.recipe_kw)
         _num(self.mixup, 'mixup', 0); _num(self.cutmix, 'cutmix', 0); _num(self.seed, 'seed', 0, whole=True)
         if self.budget is not None: _num(self.budget, 'budget', 0)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")
@@ -88,7 +102,7 @@ class RunConfig:
 
     def resolved(self) -> Recipe:
         "The recipe with this run's overrides, checked"
-        kw = {k: getattr(self, k) for k in _FROM_RECIPE if getattr(self, k) is not None}
+        kw = {**(self.recipe_kw or {}), **{k: getattr(self, k) for k in _FROM_RECIPE if getattr(self, k) is not None}}
         if kw.get('budget') == 0 or (self.epochs is not None and self.budget is None): kw['budget'] = None  # epochs, not seconds
         return get_recipe(self.recipe, **kw)
 
@@ -134,7 +148,7 @@ class _EpochClock(Callback):
     def __init__(self, t0): self.t0, self.times = t0, []
     def after_epoch(self): self.times.append(round(time.time() - self.t0, 1))
 
-def _tta_note(tta, sep='; '): return '' if tta is None else f"{sep}with flip TTA {tta*100:.2f} %"
+def _tta_note(tta, sep='; ', name='flip'): return '' if tta is None else f"{sep}with {name} TTA {tta*100:.2f} %"
 
 def _attention(learn):
     "Each dynamic layer's attention health at the last validation (`BranchWeights`), as plain data"
@@ -154,6 +168,8 @@ def launched() -> float:
         btime = next(int(l.split()[1]) for l in open('/proc/stat') if l.startswith('btime'))
         return btime + ticks/os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError, StopIteration): return time.time()
+
+_TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation
 
 WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
 
@@ -275,7 +291,7 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         left = r.budget - (time.time() - t0) - WRITE_RESERVE
         if left <= 0: raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({time.time() - t0:.0f} s "
                                            f"so far, {WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
-        tb = TimeBudget(left, valid_passes=2 if r.tta == 'flip' else 0)
+        tb = TimeBudget(left, valid_passes=_TTA_PASSES.get(r.tta, 0))
         learn.add_cb(tb)  # on the learner while it fits, so a checkpoint saves its state and `resume_from` restores it
         say(f"time budget: {r.budget:.0f} s from launch, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
     start = resume_from(learn) if resume else 0
@@ -293,12 +309,12 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     learn.recorder.values = vals  # the whole run's history, also when resumed
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
     tta, tta_note = None, None
-    if tb is not None and r.tta == 'flip' and r.budget - (time.time() - t0) - WRITE_RESERVE < 2*(tb.valid_s or 0):
+    if tb is not None and r.tta and r.budget - (time.time() - t0) - WRITE_RESERVE < _TTA_PASSES[r.tta]*(tb.valid_s or 0):
         tta_note = 'skipped: the time budget had no room left for it'
-        say(f"flip TTA {tta_note}")
-    elif r.tta == 'flip' and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
+        say(f"{r.tta} TTA {tta_note}")
+    elif r.tta and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
         kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
-        with learn.no_bar(), learn.no_logging(): p, y = learn.flip_tta()
+        with learn.no_bar(), learn.no_logging(): p, y = learn.flip_shift_tta() if r.tta == 'flip_shift' else learn.flip_tta()
         tta = float((p.argmax(1) == y).float().mean())
         for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
     epochs = round(tb.epochs, 3) if tb is not None else r.epochs
@@ -309,13 +325,13 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
         epoch_end_s=[None]*start + clock.times,
         images_per_s=round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions(),
-        attention=_attention(learn), tta=tta_note or (None if tta is None else 'flip'),
+        attention=_attention(learn), tta=tta_note or (None if tta is None else r.tta),
         budget=None if tb is None else dict(seconds=r.budget, training_seconds=round(tb.seconds, 1), batches=tb.done,
                                             planned=tb.planned, replans=tb.replans, launched_unix=round(t0, 3)))
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
     if main and out is not None:
         _write_artifacts(learn, out, names, vals, learn.run_summary, say)
-        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta)}) after {epochs:g} epochs, {wall:.0f} s; artifacts in {out}")
-    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (')}{')' if tta is not None else ''} after {epochs:g} epochs, {wall:.0f} s")
+        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta, name=r.tta)}) after {epochs:g} epochs, {wall:.0f} s; artifacts in {out}")
+    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (', r.tta)}{')' if tta is not None else ''} after {epochs:g} epochs, {wall:.0f} s")
     return learn
