@@ -1,6 +1,9 @@
 """The 10-minute CPU speedrun, a side-by-side ablation of the dynamic block, and what dynblocks costs over plain code.
 
     python bench/speedrun.py speedrun --data ../shared/data [--seeds 0 1 2]
+    python bench/speedrun.py ideas --data ../shared/data [--ideas baseline dirac ...]   # airbench's ideas, each alone
+    python bench/speedrun.py profile --data ../shared/data                             # where a cpu10 step's time goes
+    python bench/speedrun.py mainjob                                                   # `dynblocks train` on the sample
     python bench/speedrun.py ablation --data ../shared/data [--n-train 20000] [--epochs 2] [--seeds 0 1 2]
     python bench/speedrun.py overhead --data ../shared/data [--batches 24] [--repeats 3]
     python bench/speedrun.py memory [--bs 128]
@@ -8,7 +11,15 @@
 speedrun: `dynblocks train --recipe cpu10 --n-valid 1000` as a user types it, one process per seed, timed from the
 launch of the command to its end (imports, data, training, flip TTA, writing the run folder all count). Accuracy is
 on the exact test images 0-999; the JPEG copies 1000-9999 are scored afterwards, apart. Time to 70/75/80/85 % is read
-from the end of each epoch (accuracy without TTA at that point), so it is an upper bound.
+from the end of each epoch (accuracy without TTA at that point), so it is an upper bound. Before each run the script
+waits for an idle machine; around it, it records the load averages and the CPU time other processes used (from
+/proc/stat less the run's own): a run during which they used more than `--max-other` cores is marked `loaded` and left
+out of the summary (`--loaded-ok` starts runs without waiting: the loaded-machine test).
+
+ideas: airbench's ideas (`IDEAS`), each alone on top of the recipe, 3 seeds each, at the recipe's time budget; the JSON
+holds every run and each idea's gain over `baseline`. profile: one `cpu10` step split into data, forward, loss,
+backward, optimiser and callbacks, its achieved GFLOP/s, and the convolution peak measured at the net's own shapes in
+the same run. mainjob: the README's main job (`dynblocks train` on the sample), timed from launch to exit.
 
 ablation: on the same data path, images, epochs and augmentation: (c) dynblocks' cpu10 recipe, (a) the same network
 with one branch per block and its width raised to the same FLOPs, (b) fastai's xresnet18 trained as a fastai user
@@ -166,6 +177,32 @@ def ideas(a, argv):
     if base:
         res['gains'] = {k: v['acc_exact1k_tta']['mean'] - base['acc_exact1k_tta']['mean'] for k, v in res['summary'].items() if v and k != 'baseline'}
     _save(out, res); print(json.dumps(res.get('gains'), indent=1))
+
+
+def mainjob(a, argv):
+    "The README's main job as a new user runs it (`dynblocks train` on the shipped sample), timed from launch to exit per seed"
+    from dynblocks.cifar import sample_path
+    _, out, res = _start('mainjob', a, argv)
+    res['data'] = 'the CIFAR-10 sample shipped with dynblocks (1,000 train / 200 test images)'
+    for seed in a.seeds:
+        with tempfile.TemporaryDirectory() as d:
+            cmd = ['train', '--data', 'sample', '--seed', str(seed), '--out', f'{d}/run', '--quiet'] + a.extra
+            if not a.loaded_ok: wait_for_idle(a.max_other)
+            LOCK.write_text(f'mainjob seed {seed}')
+            try:
+                t0, busy0, child0, load0 = load_start()
+                r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
+                load = load_record(t0, busy0, child0, load0, a.max_other)
+            finally: LOCK.unlink(missing_ok=True)
+            if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+            s = json.loads(Path(f'{d}/run/summary.json').read_text())
+        row = dict(seed=seed, command='dynblocks ' + ' '.join(['train', '--data', 'sample', '--seed', str(seed)] + a.extra),
+                   wall_s=round(time.time() - t0, 1), acc=s['final_accuracy'], epochs=s['epochs'], train_s=s['wall_s'], **load)
+        res['runs'].append(row); _save(out, res); print(json.dumps(row), flush=True)
+    clean = [r for r in res['runs'] if not r['loaded']]
+    res['summary'] = dict(acc=_stats([r['acc'] for r in clean]), wall_s=_stats([r['wall_s'] for r in clean]),
+                          epochs=_stats([r['epochs'] for r in clean])) if clean else None
+    _save(out, res); print(json.dumps(res['summary'], indent=1))
 
 
 def profile(a, argv):
@@ -387,7 +424,7 @@ def memory(a, argv):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('part', choices=['speedrun', 'ideas', 'profile', 'ablation', 'overhead', 'memory'])
+    p.add_argument('part', choices=['speedrun', 'ideas', 'profile', 'mainjob', 'ablation', 'overhead', 'memory'])
     p.add_argument('--data', default=None, help='CIFAR-10 folder (default: as `dynblocks train` finds it)')
     p.add_argument('--recipe', default='cpu10')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -412,7 +449,7 @@ def main(argv=None):
     cut = args.index('--') if '--' in args else len(args)  # after `--`: more `dynblocks train` options (smoke tests)
     a = p.parse_args(args[:cut])
     a.extra = args[cut+1:]
-    {'speedrun': speedrun, 'ideas': ideas, 'profile': profile, 'ablation': ablation, 'overhead': overhead, 'memory': memory}[a.part](a, argv)
+    {'speedrun': speedrun, 'ideas': ideas, 'profile': profile, 'mainjob': mainjob, 'ablation': ablation, 'overhead': overhead, 'memory': memory}[a.part](a, argv)
 
 
 if __name__ == '__main__': main()

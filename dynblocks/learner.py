@@ -28,7 +28,7 @@ import fastai.vision.learner  # registers the vision `show_results` and `plot_to
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
-from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature, EMALookahead, FreezeWhitenBias
+from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature, EMALookahead, FreezeWhitenBias, TimeBudget
 from .dynamize import dynamize
 from fastai.vision.learner import vision_learner
 from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
@@ -241,15 +241,18 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
 # %% ../nbs/09_learner.ipynb #31af3133
 @patch
 def fit_recipe(self:Learner,
-               epochs:int|None=None,  # default: the recipe's
+               epochs:int|None=None,  # default: the recipe's (or its time budget, if it has one)
                lr:float|None=None,  # default: the recipe's
                cbs=None,  # extra callbacks for this fit
                start_epoch:int=0,  # resume the schedule from this epoch (see `resume_from`)
               ):
-    "Train with the recipe's schedule (one-cycle, cosine annealing, cosine with warm-up, or flat), PyTorch's or fastai's"
+    "Train with the recipe's schedule (one-cycle, cosine annealing, cosine with warm-up, or flat), PyTorch's or fastai's, for its epochs or its time budget"
     r = getattr(self, 'recipe', None)
     if r is None: raise DynblocksError("This learner has no recipe: build it with `dyn_learner(dls, recipe=...)`.")
     n, lr, sched, cbs = epochs or r.epochs, lr or r.lr, Schedule(r.schedule), list(L(cbs))
+    if r.budget and epochs is None and not any(isinstance(c, TimeBudget) for c in list(self.cbs) + cbs):
+        if r.lib == Lib.torch: raise DynblocksError("A time budget runs fastai's schedules: use a recipe with lib='fastai'.")
+        cbs.append(TimeBudget(r.budget))  # seconds, not epochs (`dynblocks train` adds its own, counted from launch)
     if r.bn_bias_lr is not None:  # one learning rate per group, the BatchNorm biases' (the last group) raised
         if self.opt is None: self.create_opt()
         lr = np.array([lr]*(len(self.opt.param_groups) - 1) + [lr*r.bn_bias_lr])

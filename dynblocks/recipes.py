@@ -127,9 +127,11 @@ class Recipe:
 
 _RECIPES = {r.name: r for r in [
     Recipe('default', 'dyn_tiny', 'dynblocks', lib='fastai', opt='adam', wd_mode='decoupled', lr=3e-3, wd=0.01,
-           schedule='one_cycle', epochs=5, bs=128, ls=0.1, aug='crop_flip',
+           schedule='one_cycle', epochs=5, bs=128, ls=0.1, aug='crop_flip', budget=60,
            notes="What every run without a recipe uses (`dyn_learner`, `dynblocks train`, `dyn_tune`): sized for a CPU "
-                 "(dyn_tiny), fastai's Adam with decoupled weight decay 0.01, fastai's one-cycle to 3e-3, label smoothing 0.1."),
+                 "(dyn_tiny), fastai's Adam with decoupled weight decay 0.01, fastai's one-cycle to 3e-3, label smoothing 0.1, "
+                 "and one minute: `dynblocks train` and `fit_recipe()` train for 60 seconds (as many passes as fit); "
+                 "an explicit number of epochs (`--epochs`, `fit_recipe(epochs=)`) trains that many instead."),
     Recipe('seed000', 'dyn_res4', '000', lib='torch', opt='nesterov', lr=0.15, mom=0.95, wd=1e-3, schedule='one_cycle',
            epochs=100, bs=512, ls=0.3, clip=0.5, aug='seed000', precision='fp16', report_acc=92.15,
            notes="PyTorch's OneCycleLR with its defaults (the report names no other setting). Unstated, our choice: "

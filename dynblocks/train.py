@@ -332,6 +332,9 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     learn.logger = print  # a picklable logger for the export
     if main and out is not None:
         _write_artifacts(learn, out, names, vals, learn.run_summary, say)
+        if data is None and Path(path) == sample_path():  # the first run of a new user: say where the real one is
+            say("(this was the 1,000-image sample shipped with dynblocks: on the full CIFAR-10, `dynblocks train --recipe cpu10 "
+                "--data DIR` is the 10-minute CPU speedrun; DYNBLOCKS_DATA=DIR points every run at it)")
         say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta, name=r.tta)}) after {epochs:g} epochs, {wall:.0f} s; artifacts in {out}")
     else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (', r.tta)}{')' if tta is not None else ''} after {epochs:g} epochs, {wall:.0f} s")
     return learn
