@@ -198,7 +198,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                              f"leave `n_out=None` to use {c}.")
     r = get_recipe(recipe)
     if seed is not None: set_seed(seed, reproducible=True)
-    if arch is None: arch = r.arch
+    if arch is None: arch, model_kw = r.arch, {**(r.arch_kw or {}), **(model_kw or {})}  # the recipe's model with its options
     model = arch if isinstance(arch, nn.Module) else create_model(arch, n_out=n_out, n_in=n_in, **(model_kw or {}))
     if cpu_note:
         name = type(model).__name__ if isinstance(arch, nn.Module) else \

@@ -79,11 +79,13 @@ class Recipe:
     lookahead:float|None = None  # airbench's lookahead (`EMALookahead`): decay per step of the average the weights are pulled to, e.g. 0.95
     whiten_bias:float|None = None  # train the whitening stem's bias only for this fraction of training (`FreezeWhitenBias`; airbench: 0.3)
     anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 over the first 30 % of training (`AnnealTemperature`)
+    arch_kw:dict|None = None  # options of the recipe's model (e.g. `{'n_branches': 1}`), under a run's own
     report_acc:float|None = None  # the report's test accuracy (%)
     notes:str = ''  # what we chose where the report is silent
 
     def __post_init__(self):
         if self.arch not in list_models(): unknown('model', self.arch, list_models())
+        _check(self.arch_kw is None or isinstance(self.arch_kw, dict), f"`arch_kw` must be a dict of model options or None, got {self.arch_kw!r}.")
         self.opt, self.wd_mode = choice(Opt, self.opt, 'optimiser').value, choice(WdMode, self.wd_mode, 'weight-decay mode').value
         self.lib = choice(Lib, self.lib, 'optimiser library').value
         self.schedule = choice(Schedule, self.schedule, 'schedule').value
