@@ -226,7 +226,7 @@ def main(argv=None):
         for arm in a.arms:
             done = [x for x in res['runs'] if (x['arm'], x['budget'], x['seed']) == (arm, a.budget, seed)]
             if any(not x['loaded'] for x in done): continue  # a clean run is kept; a loaded one is redone
-            wait_for_idle(a.max_other)
+            if not a.smoke: wait_for_idle(a.max_other)  # a smoke run measures nothing: no waiting
             LOCK.write_text(f'{arm} {a.budget} seed {seed}')  # helpers and tests wait while it exists
             try: row = one_run(arm, a.budget, seed, a, res)
             finally: LOCK.unlink(missing_ok=True)

@@ -56,7 +56,7 @@ def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
 
 def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     "Each part of bench/speedrun.py on tiny settings: the JSON has what the Benchmarks page reads"
-    r = run('bench/speedrun.py', 'speedrun', '--data', str(cifar_root), '--seeds', '0', '--n-jpeg', '100',
+    r = run('bench/speedrun.py', 'speedrun', '--data', str(cifar_root), '--seeds', '0', '--n-jpeg', '100', '--loaded-ok',
             '--out', str(tmp_path/'s.json'), '--', '--n-train', '300', '--epochs', '1', '--width', '0.25')
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'s.json').read_text())
