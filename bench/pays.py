@@ -227,9 +227,10 @@ def main(argv=None):
             done = [x for x in res['runs'] if (x['arm'], x['budget'], x['seed']) == (arm, a.budget, seed)]
             if any(not x['loaded'] for x in done): continue  # a clean run is kept; a loaded one is redone
             if not a.smoke: wait_for_idle(a.max_other)  # a smoke run measures nothing: no waiting
-            LOCK.write_text(f'{arm} {a.budget} seed {seed}')  # helpers and tests wait while it exists
+            if not a.smoke: LOCK.write_text(f'{arm} {a.budget} seed {seed}')  # helpers and tests wait while it exists
             try: row = one_run(arm, a.budget, seed, a, res)
-            finally: LOCK.unlink(missing_ok=True)
+            finally:
+                if not a.smoke: LOCK.unlink(missing_ok=True)
             res['runs'] = [x for x in res['runs'] if (x['arm'], x['budget'], x['seed']) != (arm, a.budget, seed)] + [row]
             _save(out, summarise(res))
             print(json.dumps({k: row[k] for k in ('arm', 'budget', 'seed', 'acc', 'acc_tta', 'train_s', 'run_s', 'other_cores', 'loaded')}), flush=True)

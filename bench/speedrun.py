@@ -96,12 +96,13 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
             cmd = ['train', '--recipe', a.recipe, '--n-valid', '1000', '--data', str(path), '--seed', str(seed),
                    '--out', f'{d}/run', '--quiet'] + extra
             if not a.loaded_ok: wait_for_idle(a.max_other)
-            LOCK.write_text(f'speedrun seed {seed}')  # helpers and tests wait while it exists
+            if not a.loaded_ok: LOCK.write_text(f'speedrun seed {seed}')  # helpers and tests wait while it exists
             try:
                 t0, busy0, child0, load0 = load_start()
                 r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
                 load = load_record(t0, busy0, child0, load0, a.max_other)
-            finally: LOCK.unlink(missing_ok=True)
+            finally:
+                if not a.loaded_ok: LOCK.unlink(missing_ok=True)
             wall = time.time() - t0
             if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
             s = json.loads(Path(f'{d}/run/summary.json').read_text())
@@ -188,12 +189,13 @@ def mainjob(a, argv):
         with tempfile.TemporaryDirectory() as d:
             cmd = ['train', '--data', 'sample', '--seed', str(seed), '--out', f'{d}/run', '--quiet'] + a.extra
             if not a.loaded_ok: wait_for_idle(a.max_other)
-            LOCK.write_text(f'mainjob seed {seed}')
+            if not a.loaded_ok: LOCK.write_text(f'mainjob seed {seed}')
             try:
                 t0, busy0, child0, load0 = load_start()
                 r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
                 load = load_record(t0, busy0, child0, load0, a.max_other)
-            finally: LOCK.unlink(missing_ok=True)
+            finally:
+                if not a.loaded_ok: LOCK.unlink(missing_ok=True)
             if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
             s = json.loads(Path(f'{d}/run/summary.json').read_text())
         row = dict(seed=seed, command='dynblocks ' + ' '.join(['train', '--data', 'sample', '--seed', str(seed)] + a.extra),
