@@ -2,8 +2,9 @@
 
 Builds `_docs/` with the offline build (`tools/build_docs.py`), serves it on 127.0.0.1 and visits every page of the
 sidebar: each answers 200, no internal link or image is broken (anchors included), no Quarto syntax or raw TeX is
-left, math is rendered, the main API entries are on their pages, every figure has a non-zero rendered size, and the
-sidebar reaches every page. Screenshots of the home page and one API page go to `_docs/screenshots/`.
+left, math is rendered, the main API entries are on their pages, every figure has a non-zero rendered size, the
+sidebar reaches every page, no page scrolls sideways in a 1280-px-wide window (nothing wider than the main column, no
+table in a box that scrolls sideways), and no code block shows a markdown heading (a section title left in a code cell). Screenshots of the home page and one API page go to `_docs/screenshots/`.
 
 Needs Debian's `chromium` (`apt-get install chromium`) and the `playwright` Python package (in the `dev` extra; it
 drives the system browser: no browser download). Run alone with `bash dev.sh docs-check`.
@@ -22,6 +23,27 @@ ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--d
         '--disable-sync', '--no-first-run', '--disable-quic']
 
 pytestmark = pytest.mark.browser
+
+# What overflows the main column of a page: the window's scroll width, every element outside a box that scrolls sideways
+# and wider than the column (the outermost one, with its first words), and every box whose content scrolls sideways
+LAYOUT = '''() => {
+  const main = document.querySelector('main'), cs = getComputedStyle(main), r = main.getBoundingClientRect();
+  const left = r.left + parseFloat(cs.paddingLeft) - 1, right = r.right - parseFloat(cs.paddingRight) + 1;
+  const what = e => e.tagName.toLowerCase() + (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\\s+/).join('.') : '')
+                    + ' "' + (e.innerText || e.getAttribute('src') || '').trim().replace(/\\s+/g, ' ').slice(0, 70) + '"';
+  const wide = [], scrolls = [];
+  const walk = e => { for (const c of e.children) {
+    const b = c.getBoundingClientRect();
+    if (b.width > 0 && (b.right > right || b.left < left)) { wide.push({what: what(c), width: Math.round(b.width), past: Math.round(b.right - right)}); continue; }
+    if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(c).overflowX)) {
+      if (c.scrollWidth > c.clientWidth + 1) scrolls.push({what: what(c), width: c.scrollWidth, shown: c.clientWidth, table: !!c.querySelector('table'),
+                                                           output: !!c.closest('.output_wrapper')});
+      continue; }
+    walk(c); } };
+  walk(main);
+  return {scroll_width: document.documentElement.scrollWidth, window_width: document.documentElement.clientWidth,
+          column: Math.round(right - left), wide, scrolls};
+}'''
 
 
 @pytest.fixture(scope='module')
@@ -76,6 +98,8 @@ def crawl(site):
                 headings=page.eval_on_selector_all('main h1, main h2, main h3, main h4',
                                                     'els => els.map(e => e.textContent.trim())'),
                 text=page.inner_text('main'),
+                code=page.eval_on_selector_all('main pre', 'els => els.map(e => e.innerText)'),
+                layout=page.evaluate(LAYOUT),
                 math=page.eval_on_selector_all('main math', 'els => els.filter(e => e.getBoundingClientRect().width > 0).length'))
             if name in ('index.html', 'block.html'):
                 (DOCS/'screenshots').mkdir(exist_ok=True)
@@ -136,3 +160,20 @@ def test_no_unrendered_syntax(crawl):
 
 def test_math_is_rendered(crawl):
     assert crawl['block.html']['math'] >= 5  # the block's formulas, as MathML
+
+def test_no_page_scrolls_sideways(crawl):
+    "In a 1280-px-wide window no page scrolls sideways: nothing is wider than the main column, and no table sits in a box that scrolls"
+    bad = {}
+    for name in _pages():
+        L, hits = crawl[name]['layout'], []
+        if L['scroll_width'] > L['window_width']: hits.append(f"the page is {L['scroll_width']} px wide in a {L['window_width']} px window")
+        hits += [f"{w['what']} is {w['width']} px wide, {w['past']} px past the {L['column']} px column" for w in L['wide']]
+        hits += [f"{s['what']} scrolls sideways ({s['width']} px in {s['shown']} px)" for s in L['scrolls'] if s['table']]
+        if hits: bad[name] = hits
+    assert not bad, bad
+
+def test_no_markdown_heading_inside_code(crawl):
+    "A section title belongs in a markdown cell: no code block on any page shows a line like `# ## Title`"
+    bad = {name: hits for name in _pages()
+           if (hits := [l.strip() for t in crawl[name]['code'] for l in t.splitlines() if re.match(r'\s*#\s+#{1,6}\s+\S', l)])}
+    assert not bad, bad

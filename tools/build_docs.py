@@ -146,9 +146,10 @@ def _prepare(nb):
         c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
         for o in c.get('outputs', []):
             if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = _markdown(''.join(o['data']['text/markdown']))
-        if d.get('output') == 'asis':  # e.g. `show_doc`: its markdown becomes part of the page
-            md = '\n\n'.join(''.join(o['data']['text/markdown']) for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {}))
-            if md: cells.append(nbformat.v4.new_markdown_cell(md))
+        if d.get('output') == 'asis':  # e.g. `show_doc`, or printed markdown: it becomes part of the page, as Quarto does it
+            md = '\n\n'.join(''.join(o['data']['text/markdown']) if 'text/markdown' in o.get('data', {}) else _markdown(''.join(o['text']))
+                               for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {}) or o.get('name') == 'stdout')
+            if md.strip(): cells.append(nbformat.v4.new_markdown_cell(md))
             continue
         if d.get('echo') == 'false' or 'hide_input' in d: c.setdefault('metadata', {}).setdefault('tags', []).append('remove_input')
         if c.source or c.get('outputs'): cells.append(c)

@@ -29,7 +29,8 @@ def _teaches(o) -> bool:
     html = ''.join(data.get('text/html', ''))
     if 'progress' in html or ('<th>epoch</th>' in html and 'train_loss' in html): return False
     plain = ''.join(data.get('text/plain', ''))
-    if not html and ('<IPython.core.display' in plain or plain.startswith('<Figure size')) and 'image/png' not in data: return False
+    if not html and 'text/markdown' not in data and ('<IPython.core.display' in plain or plain.startswith('<Figure size')) \
+            and 'image/png' not in data: return False  # a bare repr; `display(Markdown(...))` is a sentence of the page
     return True
 
 MAX_W = 800
