@@ -49,8 +49,13 @@ case "$cmd" in
     check_nbs
     echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped)"
     "$VENV/bin/nbdev-test" --n-workers 2
-    echo "dev.sh: pytest"
-    "$VENV/bin/python" -m pytest tests "$@" ;;
+    if [ $# -gt 0 ]; then "$VENV/bin/python" -m pytest tests "$@"; exit; fi  # a chosen selection: one plain run
+    # two workers with one thread each fill both cores while the other waits (a subprocess's imports, Python between the
+    # tensor ops); the timed and load-aware tests (marked `serial`) then run alone with every thread
+    echo "dev.sh: pytest, two workers"
+    OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial'
+    echo "dev.sh: pytest, the timed tests alone"
+    "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' ;;
   docs)
     setup
     "$VENV/bin/python" tools/build_docs.py "$@" ;;

@@ -206,7 +206,7 @@ def main(argv=None):
     p.add_argument('--arms', nargs='+', default=['twin', 'xresnet18', 'reports', 'anneal', 'mlp_router', 'sigmoid', 'linear', 'twin_start', 'last_stage'], choices=list(ARMS))
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--data', default=None, help='CIFAR-10 folder (default: as `dynblocks train` finds it)')
-    p.add_argument('--max-other', type=float, default=0.15, help='cores other processes may use during a run before it counts as loaded')
+    p.add_argument('--max-other', type=float, default=0.02, help='cores other processes may use during a run before it counts as loaded (a few hundredths of a core already slow a 2-thread run)')
     p.add_argument('--out', default=str(OUT))
     p.add_argument('--smoke', action='store_true', help='1 pass over 500 images per run: checks the code path, measures nothing')
     a = p.parse_args(argv)

@@ -443,7 +443,7 @@ def main(argv=None):
     p.add_argument('--bs', type=int, default=128, help='memory: batch size')
     p.add_argument('--arch-kw', default=None, help='profile: model options as JSON')
     p.add_argument('--ideas', nargs='+', default=list(IDEAS), choices=list(IDEAS), help='ideas: the arms to run')
-    p.add_argument('--max-other', type=float, default=0.15, help='cores other processes may use during a timed run before it counts as loaded')
+    p.add_argument('--max-other', type=float, default=0.02, help='cores other processes may use during a timed run before it counts as loaded (a few hundredths of a core already slow a 2-thread run)')
     p.add_argument('--loaded-ok', action='store_true', help="start runs without waiting for an idle machine (the loaded-machine test)")
     p.add_argument('--out', default=None, help='JSON file (default: bench/results/<part>-cpu-<date>.json)')
     p.add_argument('--note', default=None, help='a remark recorded in the JSON (e.g. what else ran on the machine)')

@@ -18,3 +18,39 @@ def cifar(cifar_root):
     "The real CIFAR-10 arrays, loaded once"
     from dynblocks.cifar import load_cifar10
     return load_cifar10(cifar_root, download=False)
+
+# ---------------------------------------------------------------- one tiny trained run for every test that needs a run folder
+TINY_RUN = ['--data', 'sample', '--n-train', '600', '--epochs', '3', '--arch', 'dyn_tiny', '--width', '0.25', '--bs', '50', '--seed', '3']
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+    "`dynblocks train TINY_RUN --quiet` once per session, as a user runs it (a subprocess); yields (run folder, its CompletedProcess). "
+    "Read-only: a test that writes into a run folder copies it first (`run_copy`)"
+    import subprocess, sys
+    out = tmp_path_factory.mktemp('tiny')/'run'
+    r = subprocess.run([str(Path(sys.executable).parent/'dynblocks'), 'train', *TINY_RUN, '--out', str(out), '--quiet'],
+                       capture_output=True, text=True, env={**os.environ, 'CI': 'true'}, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, r
+
+def run_copy(tiny_run, dest):
+    "A copy of the session's tiny run folder at `dest`, for a test that writes into it"
+    import shutil
+    shutil.copytree(tiny_run[0], dest, ignore=shutil.ignore_patterns('.lock*'))
+    return dest
+
+@pytest.fixture
+def cli(capfd, monkeypatch):
+    "`dynblocks ARGS` in this process (a subprocess costs seconds of imports): returns a CompletedProcess with the exit code "
+    "and what reached stdout and stderr (file descriptors too, so a C library's messages count)"
+    import subprocess
+    from dynblocks.cli import main
+    def run(*args, cwd=None):
+        args = [str(a) for a in args]
+        if cwd is not None: monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try: main(args); code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return run

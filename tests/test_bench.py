@@ -2,6 +2,8 @@
 import json, subprocess, sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 def run(*args):
@@ -18,9 +20,10 @@ def test_block_and_data_benchmarks(tmp_path, cifar_root):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'d.json').read_text())['results'][0]['speedup'] > 0
 
+@pytest.mark.serial  # its phases are time-boxed (compile budget, step 2 under 150 s): alone, not beside other tests
 def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
     "The GPU day (bench/gpu.py, issue 23) rehearsed on a CPU: both steps, every phase's JSON with the keys the pages read"
-    import os, pytest
+    import os
     shared = cifar_root.parent  # ../shared: data/ (DYNBLOCKS_DATA) beside gpu/ (the shard tool and the wheels)
     if not (shared/'gpu'/'cifar_shards.py').exists():
         msg = f"{shared/'gpu'} (cifar_shards.py and the wheels) is needed for the GPU-day rehearsal"
@@ -80,14 +83,15 @@ def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     assert json.loads((tmp_path/'m.json').read_text())['runs'][0]['peak_mib'] > 0
 
 def test_onnx_benchmark_smoke(tmp_path):
-    r = run('bench/onnx.py', '--smoke', '--out', str(tmp_path/'o.json'))
+    r = run('bench/onnx_speed.py', '--smoke', '--out', str(tmp_path/'o.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'o.json').read_text())
-    assert d['machine']['onnxruntime'] and d['command'].startswith('python bench/onnx.py --smoke')
+    assert d['machine']['onnxruntime'] and d['command'].startswith('python bench/onnx_speed.py --smoke')
     assert [(o['variant'], o['bs']) for o in d['results']] == [('any batch (fused)', 1), ('any batch (fused)', 4), ('batch 1 (aggregate)', 1)]
     for o in d['results']:
         assert o['max_abs_diff'] <= 1e-4 and o['ort_img_s'] > 0 and set(o['eager']) == {'contiguous', 'channels_last'}, o
 
+@pytest.mark.serial  # the study marks a run made beside other processes `loaded`: alone
 def test_pays_study_smoke(tmp_path, cifar_root):
     "bench/pays.py (issue 24) on tiny settings: each run's row, the summary and the verdict the page reads"
     out = tmp_path/'p.json'
@@ -100,3 +104,17 @@ def test_pays_study_smoke(tmp_path, cifar_root):
     best = d['runs'][1]
     assert best['infer_flops'] < best['train_flops']/3 and [b['state'] for b in best['attention']]  # kernels mixed at inference; health
     assert set(d['summary']['speedrun']) == {'twin', 'best'} and 'gain_vs_twin' in d['verdict']['speedrun']
+
+def test_no_script_hides_a_package(monkeypatch):
+    "A script in bench/ or tools/ named like an installed module (bench/onnx.py once was) hides it wherever that folder is on the path"
+    import importlib.util
+    dirs = {str(ROOT/d) for d in ('bench', 'tools')}
+    monkeypatch.setattr(sys, 'path', [p for p in sys.path if str(Path(p or '.').resolve()) not in dirs])  # as the installed world sees it
+    def installed(name):
+        mod = sys.modules.get(name)
+        if mod is not None and str(Path(getattr(mod, '__file__', None) or '.').resolve().parent) in dirs:
+            monkeypatch.delitem(sys.modules, name)  # imported from bench/ by another test: look past it
+        spec = importlib.util.find_spec(name)
+        return spec is not None and spec.origin not in (None, 'namespace')  # ROOT/bench itself is only a namespace
+    clash = [f"{d}/{p.name}" for d in ('bench', 'tools') for p in sorted((ROOT/d).glob('*.py')) if installed(p.stem)]
+    assert not clash, f"rename {clash}: each hides the installed module of the same name"

@@ -10,15 +10,13 @@ def run(*args, env=None, cwd=None):
     e = {**os.environ, 'CI': 'true', **(env or {})}
     return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=e, cwd=cwd, timeout=600)
 
-def test_models_and_recipes():
-    r = run('models')
-    assert r.returncode == 0 and 'dyn_res4' in r.stdout and 'GFLOPs' in r.stdout
-    from dynblocks.cli import main  # the JSON listing in this process
-    import contextlib, io
-    with contextlib.redirect_stdout(io.StringIO()) as f: main(['models', '--json'])
-    assert {o['name'] for o in json.loads(f.getvalue())} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
-    r = subprocess.run([sys.executable, '-m', 'dynblocks', 'recipes'], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and 'seed003' in r.stdout  # `python -m dynblocks`, as launchers run it
+def test_models_and_recipes(cli):
+    r = subprocess.run([sys.executable, '-m', 'dynblocks', 'models'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and 'dyn_res4' in r.stdout and 'GFLOPs' in r.stdout  # `python -m dynblocks`, as launchers run it
+    r = cli('models', '--json')  # the rest in this process (every other test runs the `dynblocks` script)
+    assert {o['name'] for o in json.loads(r.stdout)} >= {'dyn_res4', 'dyn_pool4', 'se_resnet'}
+    r = cli('recipes')
+    assert r.returncode == 0 and 'seed003' in r.stdout
 
 ERRORS = [
     (['train', '--arch', 'dyn_res5'], "invalid choice: 'dyn_res5'"),
@@ -49,16 +47,13 @@ def test_errors_exit_2_in_process(args, msg, tmp_path, monkeypatch, capsys):
     assert e.value.code == 2
     assert msg in capsys.readouterr().err
 
-def test_train_sample_then_predict(tmp_path):
-    out = tmp_path/'run'
-    r = run('train', '--data', 'sample', '--epochs', '1', '--arch', 'dyn_tiny', '--width', '0.25', '--bs', '100',
-            '--out', str(out), '--quiet')
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_train_sample_then_predict(tiny_run, tmp_path, cli):
+    out, r = tiny_run  # `dynblocks train --data sample ... --quiet` (tests/conftest.py), trained once for every test that needs a run
     first = r.stdout.splitlines()[0]
     assert 'sample shipped with dynblocks' in first
     assert 'test accuracy:' in r.stdout
     s = json.loads((out/'summary.json').read_text())
-    assert s['epochs'] == 1 and 0 <= s['final_accuracy'] <= 1
+    assert s['epochs'] == 3 and 0 <= s['final_accuracy'] <= 1
     assert (out/'history.csv').exists() and (out/'training.png').exists()
     png = tmp_path/'img.png'
     Image.new('RGB', (32, 32), (200, 30, 30)).save(png)
@@ -66,16 +61,16 @@ def test_train_sample_then_predict(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     name, cls, prob = r.stdout.strip().split('\t')
     assert name == str(png) and 0 <= float(prob) <= 1
-    r2 = run('predict', str(out/'model.pkl'), str(png))
+    r2 = cli('predict', out/'model.pkl', png)
     assert r2.returncode == 2 and 'opening it can run code' in r2.stderr and '--unsafe-pickle' in r2.stderr, r2.stderr
-    r2 = run('predict', str(out/'model.pkl'), str(png), '--unsafe-pickle')  # the user's own file: opt in
+    r2 = cli('predict', out/'model.pkl', png, '--unsafe-pickle')  # the user's own file: opt in
     assert r2.returncode == 0 and r2.stdout.split('\t')[1] == cls and abs(float(r2.stdout.split('\t')[2]) - float(prob)) < 2e-3
 
 def test_train_without_dynamic_blocks_and_without_a_terminal(tmp_path):
     "se_resnet trains to the end (no branch-weight plot); off a terminal, one line per epoch and no progress bars"
     out = tmp_path/'se'
     e = {k: v for k, v in os.environ.items() if k != 'CI'}  # not --quiet, not CI: only the missing TTY decides
-    r = subprocess.run([str(EXE), 'train', '--data', 'sample', '--epochs', '2', '--arch', 'se_resnet', '--width', '0.25',
+    r = subprocess.run([str(EXE), 'train', '--data', 'sample', '--n-train', '300', '--epochs', '2', '--arch', 'se_resnet', '--width', '0.25',
                         '--bs', '100', '--out', str(out)], capture_output=True, text=True, env=e, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out/'model.pkl').exists() and not (out/'branch_weights.png').exists()
@@ -89,7 +84,7 @@ def _table(out):
 
 def test_train_output_one_table_no_warnings(tmp_path):
     "A recipe with flip TTA (cpu10): one epoch table with its time column, the TTA in the summary line only, no warnings"
-    r = run('train', '--recipe', 'cpu10', '--data', 'sample', '--epochs', '2', '--width', '0.25', '--out', str(tmp_path/'r'))
+    r = run('train', '--recipe', 'cpu10', '--data', 'sample', '--n-train', '512', '--epochs', '2', '--width', '0.25', '--out', str(tmp_path/'r'))
     assert r.returncode == 0, r.stderr[-2000:]
     heads, rows = _table(r.stdout)
     assert len(heads) == 1 and len(rows) == 2, r.stdout  # the TTA's two prediction passes print no table
@@ -101,7 +96,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
     "On a terminal (a pty), fastai's progress bar and its one table"
     import pty
     main, sub = pty.openpty()
-    p = subprocess.Popen([str(EXE), 'train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--bs', '100',
+    p = subprocess.Popen([str(EXE), 'train', '--data', 'sample', '--n-train', '300', '--epochs', '1', '--width', '0.25', '--bs', '100',
                           '--out', str(tmp_path/'r')], stdin=sub, stdout=sub, stderr=sub, env={**os.environ, 'CI': 'true'})
     os.close(sub)
     buf = b''
@@ -141,13 +136,12 @@ def test_train_real_subset(tmp_path, cifar_root):
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'CIFAR-10 from' in r.stdout.splitlines()[0]
 
-def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root):
+def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_run):
     import signal, time, torch
     from fastai.learner import load_learner
-    args = ['train', '--data', str(cifar_root), '--n-train', '600', '--epochs', '3', '--arch', 'dyn_tiny', '--width', '0.25',
-            '--bs', '50', '--seed', '3', '--quiet']
-    r = run(*args, '--out', str(tmp_path/'full'))
-    assert r.returncode == 0, r.stderr[-2000:]
+    from conftest import TINY_RUN
+    args = ['train', *TINY_RUN, '--quiet']
+    full = tiny_run[0]  # the same command, uninterrupted (trained once per session)
     out = tmp_path/'cut'
     p = subprocess.Popen([str(EXE), *args, '--out', str(out)], env={**os.environ, 'CI': 'true'},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # Ctrl-C acts even where a shell started
@@ -161,7 +155,7 @@ def test_ctrl_c_then_resume_ends_like_an_uninterrupted_run(tmp_path, cifar_root)
     r = run(*args, '--out', str(out), '--resume')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'resuming from the checkpoint after epoch' in r.stdout
-    a, b = load_learner(tmp_path/'full'/'model.pkl'), load_learner(out/'model.pkl')
+    a, b = load_learner(full/'model.pkl'), load_learner(out/'model.pkl')
     for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         torch.testing.assert_close(v.float(), w.float(), rtol=1e-5, atol=1e-6, msg=k)
     assert len((out/'history.csv').read_text().splitlines()) == 4  # header + 3 epochs

@@ -31,17 +31,15 @@ def graph(fn):
             collections.Counter(made_by.get(n.input[0]) for n in g.node if n.op_type == 'BatchNormalization'), groups)
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp('runs')/'r'
-    r = run('train', '--data', 'sample', '--epochs', '1', '--arch', 'dyn_tiny', '--width', '0.25', '--bs', '100',
-            '--n-train', '300', '--out', out, '--quiet')
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out
+def trained(tiny_run, tmp_path_factory):
+    "A copy of the session's tiny run (tests/conftest.py: trained once): the export writes model.onnx into it"
+    from conftest import run_copy
+    return run_copy(tiny_run, tmp_path_factory.mktemp('runs')/'r')
 
-def test_export_then_predict_through_both(trained, tmp_path):
+def test_export_then_predict_through_both(trained, tmp_path, cli):
     from dynblocks.cifar import sample_path
     imgs = sorted(sample_path().rglob('*.png'))[::150][:8]  # a few classes
-    r = run('export', trained, '--onnx')
+    r = cli('export', trained, '--onnx')  # in this process; the two predictions below run as a user runs them
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith(f"wrote {trained/'model.onnx'} (any batch size)") and 'max abs difference' in r.stdout, r.stdout
     assert float(r.stdout.split()[-1]) <= 1e-4
@@ -77,10 +75,10 @@ def test_export_errors_exit_2(trained, tmp_path, capsys, args, msg):
     err = capsys.readouterr().err
     assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
 
-def test_bad_onnx_file_is_one_line(tmp_path):
+def test_bad_onnx_file_is_one_line(tmp_path, cli):
     from dynblocks.cifar import sample_path
     bad = tmp_path/'model.onnx'; bad.write_bytes(os.urandom(500))
-    r = run('predict', bad, next(sample_path().rglob('*.png')))
+    r = cli('predict', bad, next(sample_path().rglob('*.png')))  # stderr at the file-descriptor level: onnxruntime's own logging counts
     assert r.returncode == 2 and 'is not a readable ONNX file' in r.stderr and 'dynblocks export RUN --onnx' in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 

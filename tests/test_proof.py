@@ -4,7 +4,10 @@ The time it takes is a figure, printed in the test log (and recorded on the Lear
 assertion: wall time on a shared CI machine varies (26 s to 45 s per epoch seen on the same 2-core machine type)."""
 import time
 from dynblocks.data import cifar10_dls
+import pytest
 from dynblocks.learner import dyn_learner
+
+pytestmark = pytest.mark.serial  # its training time is a figure: `bash dev.sh test` measures it alone
 
 def test_dyn_tiny_reaches_60_percent(cifar, capsys):
     dls = cifar10_dls(cifar, n_train=10_000, n_valid=1000, bs=256, seed=0, aug='crop_flip')

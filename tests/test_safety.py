@@ -33,15 +33,16 @@ def test_malicious_cifar_pickle_runs_nothing(pickles, tmp_path, fname):
         load_cifar10(pickles)
     assert not marker.exists()
 
-def test_malicious_checkpoint_and_export_run_nothing(tmp_path):
+def test_malicious_checkpoint_and_export_run_nothing(tmp_path, cli):
+    "In this process (`cli`): a payload that ran would create the marker here just as in a subprocess"
     marker, png = tmp_path/'pwned', tmp_path/'x.png'
     Image.new('RGB', (32, 32)).save(png)
     out = tmp_path/'run'; out.mkdir()
     torch.save({'config': Payload(marker)}, out/'checkpoint.pth')  # torch's own format, a pickle inside
-    r = run('train', '--out', out, '--resume')
+    r = cli('train', '--out', out, '--resume')
     assert r.returncode == 2 and 'is not a readable dynblocks checkpoint' in r.stderr, r.stderr
     with open(out/'model.pkl', 'wb') as f: pickle.dump(Payload(marker), f)
-    r = run('predict', out/'model.pkl', png)
+    r = cli('predict', out/'model.pkl', png)
     assert r.returncode == 2 and 'opening it can run code' in r.stderr, r.stderr
     assert not marker.exists()
 
@@ -190,34 +191,34 @@ def test_images_converted_as_training_data(tmp_path):
     (tmp_path/'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0'*40)
     with pytest.raises(DynblocksError, match='bad.png'): read_image(tmp_path/'bad.png')
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp('runs')/'r'
-    r = run('train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--bs', '100', '--out', out)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out
+@pytest.fixture
+def trained(tiny_run, tmp_path):
+    "A copy of the session's tiny run (tests/conftest.py: trained once, 3 epochs): these tests write into it"
+    from conftest import run_copy
+    return run_copy(tiny_run, tmp_path/'trained')
 
-def test_run_folder_rules(trained, tmp_path):
+def test_run_folder_rules(trained, tmp_path, cli):
     stamp = {f: (trained/f).stat().st_mtime_ns for f in ('model.json', 'model.safetensors', 'summary.json', 'checkpoint.pth')}
-    r = run('train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--out', trained)
+    r = cli('train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--out', trained)  # in this process: no imports to wait for
     assert r.returncode == 2 and 'already holds a run' in r.stderr and '--overwrite' in r.stderr, r.stderr
-    r = run('train', '--out', trained, '--resume')  # the options come from the checkpoint
+    r = cli('train', '--out', trained, '--resume')  # the options come from the checkpoint
     assert r.returncode == 0 and 'is complete' in r.stdout, r.stderr
-    r = run('train', '--out', trained, '--resume', '--epochs', '3')
-    assert r.returncode == 2 and 'epochs=1 (not 3)' in r.stderr and 'another --out' in r.stderr, r.stderr
+    r = cli('train', '--out', trained, '--resume', '--epochs', '5')
+    assert r.returncode == 2 and 'epochs=3 (not 5)' in r.stderr and 'another --out' in r.stderr, r.stderr
     assert stamp == {f: (trained/f).stat().st_mtime_ns for f in stamp}  # nothing was touched
     from filelock import FileLock
     other = tmp_path/'busy'; other.mkdir()
     (other/'.lock-holder').write_text('pid 4242 on somewhere')
-    with FileLock(other/'.lock'):
+    with FileLock(other/'.lock'):  # held by this process: the run must be another process
         r = run('train', '--data', 'sample', '--epochs', '1', '--out', other)
     assert r.returncode == 2 and 'in use by another run (pid 4242 on somewhere)' in r.stderr, r.stderr
 
-def test_overwrite_replaces_and_nothing_in_data_or_package(trained, tmp_path):
+def test_overwrite_replaces_and_nothing_in_data_or_package(trained, tmp_path, cli):
     import dynblocks
     pkg = Path(dynblocks.__file__).parent
     before = sorted(str(p) for p in pkg.rglob('*') if '__pycache__' not in str(p))
-    r = run('train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--lr-find', '--out', trained, '--overwrite', cwd=tmp_path)
+    r = cli('train', '--data', 'sample', '--n-train', '300', '--epochs', '1', '--width', '0.25', '--lr-find', '--out', trained,
+            '--overwrite', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((trained/'summary.json').read_text())['config']['lr_find'] is True
     assert sorted(str(p) for p in pkg.rglob('*') if '__pycache__' not in str(p)) == before  # no models/ in the sample
@@ -232,16 +233,17 @@ def test_overwrite_replaces_and_nothing_in_data_or_package(trained, tmp_path):
     assert (tmp_path/'models'/'w.pth').exists()  # under the current directory, never the data folder
     assert sorted(str(p) for p in pkg.rglob('*') if '__pycache__' not in str(p)) == before
 
-def test_predict_resizes_and_names_bad_files(trained, tmp_path):
+def test_predict_resizes_and_names_bad_files(tiny_run, tmp_path, cli):
+    trained = tiny_run[0]
     big = tmp_path/'big.jpg'; Image.new('RGB', (64, 48), (10, 200, 30)).save(big)
     bad = tmp_path/'bad.png'; bad.write_bytes(b'garbage')
-    r = run('predict', trained, big)
+    r = cli('predict', trained, big)
     assert r.returncode == 0 and 'is 64×48; resized to 32×32' in r.stderr, r.stderr
-    r = run('predict', trained, bad)
+    r = cli('predict', trained, bad)
     assert r.returncode == 2 and 'Cannot read image' in r.stderr and 'bad.png' in r.stderr and 'Traceback' not in r.stderr
 
-def test_secrets_masked_and_cpu_precision_said(tmp_path):
-    r = run('train', '--from-study', 's', '--storage', 'postgresql://me:S3cretPW@127.0.0.1:9/x')
+def test_secrets_masked_and_cpu_precision_said(tmp_path, cli):
+    r = cli('train', '--from-study', 's', '--storage', 'postgresql://me:S3cretPW@127.0.0.1:9/x')
     assert r.returncode == 2 and 'S3cretPW' not in r.stderr + r.stdout and 'me:***@' in r.stderr, r.stderr
     r = run('train', '--data', 'sample', '--epochs', '1', '--width', '0.25', '--n-train', '100', '--bs', '50', '--bf16', '--out', tmp_path/'p')
     assert r.returncode == 0 and 'bf16 mixed precision needs a CUDA GPU' in r.stderr, r.stderr

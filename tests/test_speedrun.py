@@ -43,6 +43,7 @@ def test_time_budget_ends_on_time_and_adapts(dls):
     assert abs(ticks.t - 10) < 0.45 and tb.replans[-1]['why'] == 'slower' and tb.p == 1
 
 
+@pytest.mark.serial  # a wall-clock budget: timed alone
 def test_budget_run_from_the_command_line(tmp_path, cifar_root):
     "`dynblocks train --budget` ends inside its budget from launch, and says what it did"
     t = time.time()

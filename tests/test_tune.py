@@ -9,8 +9,9 @@ optuna = pytest.importorskip('optuna')
 EXE = Path(sys.executable).parent/'dynblocks'
 
 def tune_cmd(db, study, trials, extra=()):
+    "A `dynblocks tune` worker on the shipped sample (the study's bookkeeping is under test, not the data: no CIFAR-10 to load per worker)"
     return [str(EXE), 'tune', '--trials', str(trials), '--storage', f'sqlite:///{db}', '--study', study, '--epochs', '1',
-            '--n-train', '200', '--n-valid', '100', *extra]
+            '--data', 'sample', '--n-train', '200', '--n-valid', '100', *extra]
 
 def env(cifar_root): return {**os.environ, 'DYNBLOCKS_DATA': str(cifar_root), 'CI': 'true'}
 
@@ -50,7 +51,7 @@ def test_killed_worker_trial_is_failed_and_study_resumes(tmp_path, cifar_root):
     assert optuna.trial.TrialState.RUNNING not in states
     assert sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states) == 2
     # retrain the best trial
-    r = subprocess.run([str(EXE), 'train', '--from-study', 'k', '--storage', url, '--epochs', '1', '--n-train', '200',
+    r = subprocess.run([str(EXE), 'train', '--from-study', 'k', '--storage', url, '--epochs', '1', '--data', 'sample', '--n-train', '200',
                         '--quiet'], env=env(cifar_root), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'best trial of study' in r.stdout and 'test accuracy' in r.stdout

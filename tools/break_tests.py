@@ -183,6 +183,27 @@ cases = [
   "        p = p + (q1 + q2)/2 * 0.5", "        p = p + 0*q1"),
  ('tests/test_speedrun.py::test_recipe_kw', 'dynblocks/train.py',
   "        if k not in names: raise", "        if False: raise"),
+ # issue 26, point 6: tests changed for CI time (one session run, commands in the test's process, the sample for tuning)
+ ('tests/test_cli.py::test_models_and_recipes', 'dynblocks/cli.py',
+  "    for n in list_recipes():\n        r = get_recipe(n)", "    for n in list_recipes()[:3]:\n        r = get_recipe(n)"),
+ ('tests/test_cli.py::test_models_and_recipes', 'dynblocks/cli.py',
+  "    if args.json: return print(json.dumps(rows, indent=2))", "    if args.json: return print(json.dumps(rows[:1], indent=2))"),
+ ('tests/test_cli.py::test_train_sample_then_predict', 'dynblocks/export.py',
+  "    if not trust_pickle:", "    if False:"),
+ ('tests/test_cli.py::test_ctrl_c_then_resume_ends_like_an_uninterrupted_run', 'dynblocks/callbacks.py',
+  "    _set_rng_state(st['rng'])", "    pass"),
+ ('tests/test_safety.py::test_run_folder_rules', 'dynblocks/train.py',
+  "if k in saved and k not in ('out', 'lr_find') and saved[k] != v}", "if k in saved and k not in ('out', 'lr_find') and False}"),
+ ('tests/test_safety.py::test_overwrite_replaces_and_nothing_in_data_or_package', 'dynblocks/train.py',
+  "    if used and not (resume or overwrite):", "    if used and not resume:"),
+ ('tests/test_onnx.py::test_bad_onnx_file_is_one_line', 'dynblocks/export.py',
+  "        so.log_severity_level = 4  # fatal only", "        so.log_severity_level = 0  # fatal only"),
+ ('tests/test_onnx.py::test_bad_onnx_file_is_one_line', 'dynblocks/export.py',
+  "            why = (str(e).split('failed:', 1)[-1].strip().splitlines() or [''])[0][:200]", "            why = str(e) + '\\n(more)'"),
+ ('tests/test_tune.py::test_killed_worker_trial_is_failed_and_study_resumes', 'dynblocks/tune.py',
+  "stor = optuna.storages.RDBStorage(stor, heartbeat_interval=heartbeat, grace_period=grace)", "stor = optuna.storages.RDBStorage(stor)"),
+ ('tests/test_tune.py::test_two_workers_share_one_study', 'dynblocks/tune.py',
+  "callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=done)]", "callbacks=[]"),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]

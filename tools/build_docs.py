@@ -169,7 +169,7 @@ def build_site(process:bool=True):
         import nbdev.doclinks
         import os; os.chdir(ROOT)
         refresh_quarto_yml(); nbdev.doclinks._build_modidx()
-        proc_nbs(NBS, n_workers=0)
+        proc_nbs(NBS, n_workers=2)  # two processes: the docs build is half its time on two cores
     proc = ROOT/'_proc'
     from nbconvert.preprocessors import TagRemovePreprocessor
     exporter = HTMLExporter(template_name='basic')

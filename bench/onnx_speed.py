@@ -1,7 +1,7 @@
 """Inference on the CPU: PyTorch eager against onnxruntime on the file `export_onnx` writes, per preset.
 
-    python bench/onnx.py [--presets dyn_tiny dyn_fast ...] [--bs 1 64] [--threads N] [--warmup 3] [--repeats 10]
-    python bench/onnx.py --smoke [--out FILE]      # one tiny preset, one repeat: checks that the script works
+    python bench/onnx_speed.py [--presets dyn_tiny dyn_fast ...] [--bs 1 64] [--threads N] [--warmup 3] [--repeats 10]
+    python bench/onnx_speed.py --smoke [--out FILE]      # one tiny preset, one repeat: checks that the script works
 
 Each preset gets random weights and BatchNorm statistics from a few training-mode passes over random data (so the
 folded BatchNorms are not the identity), is exported with `export_onnx` (any batch size, 'fused' blocks) and checked
@@ -15,14 +15,13 @@ Run it on an otherwise idle machine: torch's OpenMP threads slow down by orders 
 compete for the cores, onnxruntime's far less, which would make the comparison meaningless.
 """
 from __future__ import annotations
-import argparse, copy, importlib.util, json, sys, tempfile
+import argparse, copy, json, sys, tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# this file is bench/onnx.py, and Python puts its folder first on the path: `import onnx` must find the package, not it
-sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != HERE]
-_spec = importlib.util.spec_from_file_location('bench', HERE/'bench.py')
-bench = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(bench)
+# not named onnx.py: with bench/ on the path (the benchmark tests put it there) it would hide the `onnx` package
+sys.path.insert(0, str(HERE))
+import bench  # noqa: E402
 import torch  # noqa: E402
 
 SEED_PRESETS = ['dyn_res4', 'dyn_pool4', 'dyn_deep11', 'dyn_macro7', 'se_resnet']  # the reports' networks
@@ -94,7 +93,7 @@ def main(argv=None):
     m.update(onnxruntime=onnxruntime.__version__, onnx=onnx.__version__, onnxscript=onnxscript.__version__,
              ort_threads=a.threads)
     out = Path(a.out) if a.out else (Path(tempfile.mkdtemp())/'onnx-smoke.json' if a.smoke else bench.RESULTS/f"onnx-cpu-{m['date']}.json")
-    res = dict(what='onnx', command='python bench/onnx.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+    res = dict(what='onnx', command='python bench/onnx_speed.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                machine=m, args=vars(a), results=[])
     print(f"dynblocks bench onnx on {m['cpu']}, {a.threads} threads, torch {m['torch']}, onnxruntime {m['onnxruntime']}, {m['date']}")
     print(f"{'preset':<11}{'variant':<22}{'bs':>4}{'eager img/s':>12}{'eager CL':>10}{'ort img/s':>11}{'ort/eag':>8}{'max diff':>10}")
