@@ -53,9 +53,9 @@ case "$cmd" in
     # two workers with one thread each fill both cores while the other waits (a subprocess's imports, Python between the
     # tensor ops); the timed and load-aware tests (marked `serial`) then run alone with every thread
     echo "dev.sh: pytest, two workers"
-    OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial'
+    OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial' --durations=15
     echo "dev.sh: pytest, the timed tests alone"
-    "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' ;;
+    "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' --durations=0 ;;
   docs)
     setup
     "$VENV/bin/python" tools/build_docs.py "$@" ;;
