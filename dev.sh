@@ -18,6 +18,7 @@ setup() {
     echo "dev.sh: installing dynblocks and its extras into $VENV (first run: several minutes)" >&2
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     echo "$want" > "$stamp"
+    echo "dev.sh: installed in ${SECONDS} s"
   fi
   # the docs-only show_doc renderer (tools/dynblocks_docs.py) on the venv's path, never inside the dynblocks package
   "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/dynblocks-tools.pth", "w").write(sys.argv[1] + "\n")' "$PWD/tools"
@@ -35,7 +36,7 @@ check_nbs() {
     diff <(echo "$before") <(echo "$after") | grep '^>' | awk '{print "  " $3}' >&2
     exit 1
   fi
-  echo "dev.sh: notebooks clean, library in sync"
+  echo "dev.sh: notebooks clean, library in sync (${SECONDS} s)"
 }
 
 cmd=${1:-}
@@ -47,21 +48,21 @@ case "$cmd" in
   test)
     setup
     check_nbs
-    echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped)"
+    echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped; ${SECONDS} s so far)"
     "$VENV/bin/nbdev-test" --n-workers 2
     if [ $# -gt 0 ]; then "$VENV/bin/python" -m pytest tests "$@"; exit; fi  # a chosen selection: one plain run
     # two workers with one thread each fill both cores while the other waits (a subprocess's imports, Python between the
     # tensor ops); the timed and load-aware tests (marked `serial`) then run alone with every thread
-    echo "dev.sh: pytest, two workers"
+    echo "dev.sh: pytest, two workers (${SECONDS} s so far)"
     OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial' --durations=15
-    echo "dev.sh: pytest, the timed tests alone"
+    echo "dev.sh: pytest, the timed tests alone (${SECONDS} s so far)"
     "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' --durations=0 ;;
   docs)
     setup
     "$VENV/bin/python" tools/build_docs.py "$@" ;;
   docs-check)
     setup
-    echo "dev.sh: the docs site in headless Chromium (screenshots in _docs/screenshots/)"
+    echo "dev.sh: the docs site in headless Chromium (screenshots in _docs/screenshots/; ${SECONDS} s so far)"
     "$VENV/bin/python" -m pytest tests/test_site.py -m browser "$@" ;;
   *)
     echo "usage: bash dev.sh {train [ARGS]|test [PYTEST ARGS]|docs|docs-check}" >&2; exit 2 ;;

@@ -55,7 +55,7 @@ def load_record(t0, busy0, child0, load0, max_other):
     wall = time.time() - t0
     other = max(0., (cpu_busy() - busy0) - (child_cpu() - child0))/max(wall, 1e-9)
     return dict(load_before=[round(x, 2) for x in load0], load_after=[round(x, 2) for x in os.getloadavg()],
-                other_cores=round(other, 3), loaded=other > max_other)
+                other_cores=round(other, 3), max_other=max_other, loaded=other > max_other)
 
 
 def load_start():

@@ -117,7 +117,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
              impl:str='fused',  # 'fused' (fastest to train on a CPU) or 'aggregate' (one mixed kernel per sample), see `DynConv2d`
              router:str='linear',  # 'linear' or 'mlp' (see `DynConv2d`)
              gate:str='softmax',  # 'softmax' or 'sigmoid'
-             shared:bool=False,  # the original kernel plus per-branch residuals (see `DynConv2d`)
+             shared:bool=True,  # the original kernel plus per-branch residuals (see `DynConv2d`): the twin start that won the 'does it pay?' study
             ) -> nn.Module:
     "Replace the chosen `nn.Conv2d`s of `model` with `DynConv2d`s that start from their kernels; returns `model`"
     if isinstance(filter, str): filter = [filter]

@@ -331,6 +331,14 @@ def check_onnx(model:nn.Module,  # the PyTorch model the file was exported from
                                           f"(more than {tol:g}): the file is not this model; export it again from it.")
     return d
 
+def _constant_kernels(m:nn.Module) -> nn.Module:
+    "`m` with each twin-start block's kernels computed once (W_0 + δ_l): the exporter then sees constant kernels and folds BatchNorm into them"
+    for b in m.modules():
+        if isinstance(b, DynBlock) and b.delta is not None:
+            with torch.no_grad(): w = b.weight.repeat(b.n_branches, 1, 1, 1) + b.delta
+            b.weight, b.delta = nn.Parameter(w), None
+    return m
+
 def export_onnx(model:nn.Module,  # from `load_model` (with `model.meta`)
                 fn:str|Path,  # the ONNX file to write, e.g. 'model.onnx'
                 batch:int|None=None,  # `None`: any batch size ('fused' blocks); N: batches of exactly N ('aggregate' blocks where they apply)
@@ -343,7 +351,7 @@ def export_onnx(model:nn.Module,  # from `load_model` (with `model.meta`)
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise DynblocksError(f"`batch` must be None (any batch size) or an integer >= 1, got {batch!r}.")
     # ONNX's Conv has a constant `group`: per-sample kernels (a conv grouped over the batch) need a fixed batch
-    m = set_impl(copy.deepcopy(model).eval().float().cpu(), 'fused' if batch is None else 'aggregate')
+    m = _constant_kernels(set_impl(copy.deepcopy(model).eval().float().cpu(), 'fused' if batch is None else 'aggregate'))
     c, s = int(meta['n_in']), int(meta['size'])
     x = torch.randn(batch or 2, c, s, s)
     dyn = None if batch else ({0: torch.export.Dim('batch')},)

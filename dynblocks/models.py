@@ -387,28 +387,33 @@ def _group_block(nf, i, dyn):
     "The `Dyn` layer of group `i`: dynamic if `i` is in `dyn`, else its one-branch (static) twin"
     return Dyn(nf) if i in dyn else Dyn(nf, n_branches=1)
 
+def _own_block(**kwargs) -> dict:
+    "The block of dynblocks' own presets: 2 branches that start as their one-branch static twin (`start='twin'`)"
+    # the best dynamic arm of the 'Does the dynamic block pay?' study (bench/pays.py): the reports' block with a twin start
+    return dict(n_branches=2, start='twin', **kwargs)
+
 @register_model(source='ours', report_acc=None)
 def dyn_tiny(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
              dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "For CPU experiments and tests: a 24-channel conv stem, then three 2-branch blocks (48-96-192), max-pool before each"
+    "For CPU experiments and tests: a 24-channel conv stem, then three blocks (48-96-192), max-pool before each; 2 branches, twin start"
     dyn = _stages(dynamic, 3)
     layers = [Conv(24)]
     for i, nf in enumerate((48, 96, 192)): layers += [Pool(), _group_block(nf, i, dyn)]
-    return DynNet(layers, n_in, n_out, **{**dict(n_branches=2), **kwargs})
+    return DynNet(layers, n_in, n_out, **{**_own_block(), **kwargs})
 
 @register_model(source='airbench', report_acc=None)
 def dyn_fast(n_out:int=10,  # number of classes
              n_in:int=3,  # input channels
              dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
              **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "For time to 94 %: airbench94's shape (24-64-256-256, pool early) with a fused 2-branch block in each group"
+    "For time to 94 %: airbench94's shape (24-64-256-256, pool early) with a 2-branch block (twin start) in each group"
     dyn = _stages(dynamic, 3)
     layers = [Conv(24, act_cls=nn.GELU)]
     for i, nf in enumerate((64, 256, 256)): layers += [Conv(nf, act_cls=nn.GELU), Pool(), _group_block(nf, i, dyn)]
     head = dict(pool='max', bias=False, scale=1/9)
-    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
+    return DynNet(layers, n_in, n_out, head=head, **{**_own_block(act_cls=nn.GELU), **kwargs})
 
 
 @register_model(source='ours', report_acc=None)
@@ -416,12 +421,12 @@ def dyn_cpu(n_out:int=10,  # number of classes
             n_in:int=3,  # input channels
             dynamic:list|None=None,  # groups (0-2) whose block is dynamic; the others get one branch (None: all)
             **kwargs):  # `DynNet` arguments (`width`, `impl`, `n_branches`, …)
-    "For the 10-minute CPU speedrun (`recipe('cpu10')`): a whitening 2×2 stem, then three groups (conv, pool, 2-branch block) of 32-128-128 channels"
+    "For the 10-minute CPU speedrun (`recipe('cpu10')`): a whitening 2×2 stem, then three groups (conv, pool, 2-branch block, twin start) of 32-128-128 channels"
     dyn = _stages(dynamic, 3)
     layers = [Whiten(act_cls=nn.GELU)]
     for i, nf in enumerate((32, 128, 128)): layers += [Conv(nf, act_cls=nn.GELU, pool=2), _group_block(nf, i, dyn)]
     head = dict(pool='max', bias=False, scale=1/9)
-    return DynNet(layers, n_in, n_out, head=head, **{**dict(n_branches=2, act_cls=nn.GELU), **kwargs})
+    return DynNet(layers, n_in, n_out, head=head, **{**_own_block(act_cls=nn.GELU), **kwargs})
 
 # %% ../nbs/02_models.ipynb #0a146bfc
 def count_flops(model:nn.Module,  # the model (evaluated in eval mode, then restored)

@@ -145,3 +145,15 @@ def test_dynamize_shared_steps_at_the_original_size():
     opt = torch.optim.SGD(c.parameters(), lr=0.1); c(x).pow(2).mean().backward(); opt.step()
     orig = (c.weight.detach() - conv.weight.detach()).norm().item()
     assert steps[True] >= 0.99*orig and steps[False] < 0.3*orig, (steps, orig)
+
+
+def test_own_presets_and_dynamize_default_to_the_twin_start():
+    "The study's best dynamic arm (twin start) is the default of dyn_tiny, dyn_fast, dyn_cpu and dynamize; the report presets keep the reports' block"
+    from dynblocks.dynamize import dynamize, dyn_convs
+    for name in ('dyn_tiny', 'dyn_fast', 'dyn_cpu'):
+        bs = [b for b in create_model(name, width=0.25).modules() if isinstance(b, DynBlock)]
+        assert bs and all(b.start == 'twin' and b.n_branches == 2 and b.delta is not None for b in bs), name
+    for name in ('dyn_res4', 'dyn_macro7', 'dyn_deep11', 'dyn_pool4'):  # reports 000, 001, 003, 004 (002 is se_resnet)
+        assert all(b.start == 'random' for b in create_model(name, width=0.25).modules() if isinstance(b, DynBlock)), name
+    m = dynamize(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)))
+    assert [c.shared for c in dyn_convs(m)] == [True, True]

@@ -204,6 +204,13 @@ cases = [
   "stor = optuna.storages.RDBStorage(stor, heartbeat_interval=heartbeat, grace_period=grace)", "stor = optuna.storages.RDBStorage(stor)"),
  ('tests/test_tune.py::test_two_workers_share_one_study', 'dynblocks/tune.py',
   "callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=done)]", "callbacks=[]"),
+ # the study's winner as the default (issue 24 point 5), and ONNX export of twin-start blocks
+ ('tests/test_options.py::test_own_presets_and_dynamize_default_to_the_twin_start', 'dynblocks/models.py',
+  "    return dict(n_branches=2, start='twin', **kwargs)", "    return dict(n_branches=2, **kwargs)"),
+ ('tests/test_options.py::test_own_presets_and_dynamize_default_to_the_twin_start', 'dynblocks/dynamize.py',
+  "             shared:bool=True,", "             shared:bool=False,"),
+ ('tests/test_onnx.py::test_batchnorm_folded_into_convs', 'dynblocks/export.py',
+  "    m = _constant_kernels(set_impl(", "    m = (set_impl("),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]
