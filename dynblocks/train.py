@@ -29,7 +29,7 @@ from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
 # %% auto #0
-__all__ = ['WRITE_RESERVE', 'RUN_FILES', 'RunConfig', 'resolve_data', 'launched', 'train_run']
+__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'RUN_FILES', 'RunConfig', 'resolve_data', 'launched', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
 _FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal', 'budget')  # `RunConfig` fields that override the recipe's
@@ -63,7 +63,7 @@ def _recipe_kw(kw):
 class RunConfig:
     "One training run as plain data; `None` means the recipe's value"
     data:str|None = None  # 'sample', 'cifar10', a folder, or None: CIFAR-10 if found, else the sample shipped with dynblocks
-    n_train:int|None = None  # stratified training subset (default: the recipe's, e.g. cpu10's 45,000, else all)
+    n_train:int|None = None  # stratified training subset (default: the recipe's cap if it has one, else all)
     n_valid:int|None = None  # the first `n_valid` validation images
     valid:str|float = 'test'  # 'test' (the official test set) or a fraction of the training set held out (tuning)
     recipe:str = 'default'  # a name from `list_recipes()`
@@ -172,6 +172,7 @@ def launched() -> float:
 _TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation
 
 WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
+PLAN_MARGIN = 0.015  # share of a budget's training seconds kept free for the plan's error
 
 def _write_artifacts(learn, out, names, vals, summary, say):
     "The run's files in `out`, each written whole (temporary file, then rename)"
@@ -291,7 +292,9 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         left = r.budget - (time.time() - t0) - WRITE_RESERVE
         if left <= 0: raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({time.time() - t0:.0f} s "
                                            f"so far, {WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
-        tb = TimeBudget(left, valid_passes=_TTA_PASSES.get(r.tta, 0))
+        # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
+        # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
+        tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=_TTA_PASSES.get(r.tta, 0))
         learn.add_cb(tb)  # on the learner while it fits, so a checkpoint saves its state and `resume_from` restores it
         say(f"time budget: {r.budget:.0f} s from launch, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
     start = resume_from(learn) if resume else 0

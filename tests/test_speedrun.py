@@ -48,12 +48,14 @@ def test_budget_run_from_the_command_line(tmp_path, cifar_root):
     "`dynblocks train --budget` ends inside its budget from launch, and says what it did"
     t = time.time()
     r = subprocess.run([sys.executable, '-m', 'dynblocks', 'train', '--data', str(cifar_root), '--n-train', '1000', '--n-valid', '200',
-                        '--width', '0.25', '--budget', '30', '--out', str(tmp_path/'run'), '--quiet'], capture_output=True, text=True, cwd=ROOT)
+                        '--width', '0.25', '--budget', '30', '--recipe-kw', '{"tta": "flip"}', '--out', str(tmp_path/'run'), '--quiet'],
+                       capture_output=True, text=True, cwd=ROOT)
     wall = time.time() - t
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path/'run'/'summary.json').read_text())
     assert wall < 30 and s['budget']['batches'] == s['budget']['planned'] and s['epochs'] > 1, (wall, s['budget'])
     assert 'time budget: 30 s' in r.stdout
+    assert s['tta_accuracy'] is not None, s.get('tta')  # on an idle machine the plan leaves room for the TTA (PLAN_MARGIN)
 
 
 def test_alternating_flip(cifar_root):

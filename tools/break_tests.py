@@ -211,6 +211,8 @@ cases = [
   "             shared:bool=True,", "             shared:bool=False,"),
  ('tests/test_onnx.py::test_batchnorm_folded_into_convs', 'dynblocks/export.py',
   "    m = _constant_kernels(set_impl(", "    m = (set_impl("),
+ ('tests/test_speedrun.py::test_budget_run_from_the_command_line', 'dynblocks/train.py',
+  "PLAN_MARGIN = 0.015", "PLAN_MARGIN = -0.05"),
 ]
 only = sys.argv[1] if len(sys.argv) > 1 else ''
 cases = [c for c in cases if only in c[0]]

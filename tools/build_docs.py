@@ -43,6 +43,7 @@ def render_readme(nb_path:Path=NBS/'index.ipynb') -> str:
             data = o.get('data', {})
             if 'text/markdown' in data: out.append(''.join(data['text/markdown']).strip())
             elif 'text/plain' in data: out.append('    ' + ''.join(data['text/plain']).strip().replace('\n', '\n    '))
+            elif o.get('output_type') == 'stream' and d.get('output') == 'asis': out.append(''.join(o['text']).strip())  # markdown, as Quarto renders it
             elif o.get('output_type') == 'stream': out.append('    ' + ''.join(o['text']).strip().replace('\n', '\n    '))
     return '\n\n'.join(out) + '\n'
 
