@@ -322,7 +322,7 @@ def ablation(a, argv):
                 acc = float(learn.recorder.values[-1][-1])
             else:
                 cfg = RunConfig(recipe=r.name, n_train=a.n_train, n_valid=1000, epochs=a.epochs, seed=seed,
-                                **(dict(n_branches=1, width=w) if arm == 'static' else {}))
+                                **(dict(n_branches=1, width=w) if arm == 'static' else dict(n_branches=2)))  # cpu10 itself trains one branch
                 learn = train_run(cfg, data=data, log=False, bars=False)
                 acc = learn.run_summary['final_accuracy']
             with learn.no_bar(), learn.no_logging(): p, y = learn.flip_tta()
@@ -345,7 +345,7 @@ def overhead(a, argv):
     from dynblocks.recipes import recipe
     path, out, res = _start('overhead', a, argv)
     data = load_cifar10(path, download=False)
-    r = recipe(a.recipe, lib='torch')  # PyTorch's SGD inside fastai too: the same optimiser on both sides
+    r = recipe(a.recipe, lib='torch', budget=None)  # PyTorch's SGD inside fastai too: the same optimiser on both sides; epochs, not seconds
     dls = cifar10_dls(data, bs=r.bs, aug=r.aug, n_train=a.batches*r.bs, n_valid=r.bs, seed=0)
     learn = dyn_learner(dls, recipe=r, seed=0)
     model0 = copy.deepcopy(learn.model)
