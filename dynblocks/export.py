@@ -335,7 +335,7 @@ def _constant_kernels(m:nn.Module) -> nn.Module:
     "`m` with each twin-start block's kernels computed once (W_0 + δ_l): the exporter then sees constant kernels and folds BatchNorm into them"
     for b in m.modules():
         if isinstance(b, DynBlock) and b.delta is not None:
-            with torch.no_grad(): w = b.weight.repeat(b.n_branches, 1, 1, 1) + b.delta
+            with torch.no_grad(): w = b._kernel()  # the block's own W_0 + δ_l (one kernel size: no mask)
             b.weight, b.delta = nn.Parameter(w), None
     return m
 
