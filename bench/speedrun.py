@@ -69,15 +69,17 @@ def _stats(v):
 
 
 @__import__('torch').no_grad()
-def accuracy_on(model, x, y, stats, bs=500, tta=True) -> float:
-    "Accuracy of `model` on uint8 images `x` (N, H, W, 3) and labels `y`, normalised with `stats`, with flip TTA"
+def accuracy_on(model, x, y, stats, bs=500, tta=True, shift=False) -> float:
+    "Accuracy of `model` on uint8 images `x` (N, H, W, 3) and labels `y`, normalised with `stats`, with flip TTA (`shift`: the library's 6-view multi-crop weights)"
     import torch
+    from dynblocks.callbacks import _shift  # the same one-pixel views as `Learner.flip_shift_tta`
     mean, std = (torch.tensor(v).reshape(1, 3, 1, 1) for v in stats)
+    def flip(xb): return (model(xb).softmax(1) + model(xb.flip(3)).softmax(1))/2 if tta else model(xb).softmax(1)
     model.eval(); hits = 0
     for i in range(0, len(x), bs):
         xb = (torch.from_numpy(x[i:i+bs]).permute(0, 3, 1, 2).float()/255 - mean)/std
-        p = model(xb).softmax(1)
-        if tta: p = p + model(xb.flip(3)).softmax(1)
+        p = flip(xb)
+        if shift: p = (p + sum(flip(_shift(xb, d, d)) for d in (-1, 1))/2)/2
         hits += int((p.argmax(1) == torch.from_numpy(y[i:i+bs]).long()).sum())
     return hits/len(x)
 
@@ -113,10 +115,11 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
             m = load_model(f'{d}/run')
             n_jpeg = min(a.n_jpeg, len(xte) - 1000)
             jpeg = accuracy_on(m, xte[1000:1000+n_jpeg], yte[1000:1000+n_jpeg], m.meta['normalize']) if n_jpeg > 0 else None
+            flip, multicrop = (accuracy_on(m, xte[:1000], yte[:1000], m.meta['normalize'], shift=v) for v in (False, True))  # paired: the same net, 2 and 6 views
         shown = ['train', '--recipe', a.recipe, '--n-valid', '1000', '--data', '<data>', '--seed', str(seed)] + extra
         yield dict(arm=arm, seed=seed, command='dynblocks ' + ' '.join(shown),
                    wall_s=round(wall, 1), within_budget=wall <= a.budget, acc_exact1k=s['final_accuracy'],
-                   acc_exact1k_tta=s['tta_accuracy'], tta=s.get('tta'), acc_jpeg9k_tta=jpeg, n_jpeg=n_jpeg, epochs=s['epochs'],
+                   acc_exact1k_tta=s['tta_accuracy'], tta=s.get('tta'), acc_exact1k_flip_after=flip, acc_exact1k_multicrop=multicrop, acc_jpeg9k_tta=jpeg, n_jpeg=n_jpeg, epochs=s['epochs'],
                    epoch_acc=accs, epoch_end_s=[round(offset + t, 1) for t in s['epoch_end_s']],
                    time_to=_time_to(s['epoch_end_s'], accs, offset), startup_s=round(offset, 1), train_s=s['wall_s'],
                    params=s['params'], flops=s['flops'], images_per_s=s['images_per_s'], budget=s.get('budget'), **load)
@@ -128,6 +131,7 @@ def _summary(runs):
     if not runs: return None
     return dict(n=len(runs), acc_exact1k_tta=_stats([r['acc_exact1k_tta'] for r in runs]),
                 acc_exact1k=_stats([r['acc_exact1k'] for r in runs]),
+                acc_exact1k_multicrop=_stats([r.get('acc_exact1k_multicrop') for r in runs]),
                 acc_jpeg9k_tta=_stats([r['acc_jpeg9k_tta'] for r in runs]), wall_s=_stats([r['wall_s'] for r in runs]),
                 epochs=_stats([r['epochs'] for r in runs]), within_budget=sum(r['within_budget'] for r in runs),
                 time_to={k: _stats([r['time_to'][k] for r in runs]) for k in runs[0]['time_to']},
@@ -165,6 +169,10 @@ def ideas(a, argv):
     from dynblocks.cifar import load_cifar10
     path, out, res = _start('ideas', a, argv)
     if out.exists(): res['runs'] = json.loads(out.read_text())['runs']  # continue: clean runs are kept, loaded ones redone
+    if a.baseline_from:  # the recipe as it is, already measured by the `speedrun` part: its clean runs are the baseline
+        src = json.loads(Path(a.baseline_from).read_text())
+        kept = [dict(r, arm='baseline', source=str(a.baseline_from)) for r in src['runs'] if not r['loaded']]
+        res['runs'] = [r for r in res['runs'] if r['arm'] != 'baseline'] + kept
     (xte, yte) = load_cifar10(path, download=False)['test']
     res['budget_s'], res['ideas'] = a.budget, {k: v['what'] for k, v in IDEAS.items()}
     for arm in a.ideas:
@@ -174,6 +182,9 @@ def ideas(a, argv):
             res['summary'] = {k: _summary([r for r in res['runs'] if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in res['runs'])}
             _save(out, res)
             print(json.dumps({k: row[k] for k in ('arm', 'seed', 'wall_s', 'acc_exact1k_tta', 'epochs', 'loaded')}), flush=True)
+    res['summary'] = {k: _summary([r for r in res['runs'] if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in res['runs'])}
+    pairs = [r['acc_exact1k_multicrop'] - r['acc_exact1k_flip_after'] for r in res['runs'] if not r['loaded'] and r.get('acc_exact1k_multicrop') is not None]
+    res['multicrop_paired'] = dict(what='6-view multi-crop TTA minus flip TTA, the same trained net scored both ways after each run', **_stats(pairs)) if pairs else None
     base = (res.get('summary') or {}).get('baseline')
     if base:
         res['gains'] = {k: v['acc_exact1k_tta']['mean'] - base['acc_exact1k_tta']['mean'] for k, v in res['summary'].items() if v and k != 'baseline'}
@@ -443,6 +454,7 @@ def main(argv=None):
     p.add_argument('--bs', type=int, default=128, help='memory: batch size')
     p.add_argument('--arch-kw', default=None, help='profile: model options as JSON')
     p.add_argument('--ideas', nargs='+', default=list(IDEAS), choices=list(IDEAS), help='ideas: the arms to run')
+    p.add_argument('--baseline-from', default=None, help="ideas: a `speedrun` JSON of the recipe as it is, whose clean runs become the baseline arm")
     p.add_argument('--max-other', type=float, default=0.02, help='cores other processes may use during a timed run before it counts as loaded (a few hundredths of a core already slow a 2-thread run)')
     p.add_argument('--loaded-ok', action='store_true', help="start runs without waiting for an idle machine (the loaded-machine test)")
     p.add_argument('--out', default=None, help='JSON file (default: bench/results/<part>-cpu-<date>.json)')
