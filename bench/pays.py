@@ -31,6 +31,7 @@ OUT = RESULTS/'pays-cpu.json'
 # the `cpu10` recipe's images and passes when the study began (the recipe now plans its passes from a 600 s budget): fixed
 # here so that every run of the study trains the same amount
 SPEEDRUN = dict(epochs=3, n_train=45_000)
+STUDY_TTA = {'tta': 'flip'}  # the study's TTA when it began (the recipe's own is now multi-crop): every arm scored alike
 BUDGETS = dict(speedrun=1, x4=4)  # passes over the recipe's images, as a multiple of the recipe's epochs
 REPORTS = dict(n_branches=2, norm='branch', act='branch', start='random', router='linear', gate='softmax')  # the reports' block
 LINEAR = dict(norm='after', act='after')  # branches linear up to the sum: BatchNorm and GELU after it
@@ -144,7 +145,8 @@ def one_run(arm, budget, seed, a, res):
             cmd = [sys.executable, '-c', _XRES, json.dumps(dict(data=str(a.data_path), n_train=n_train, epochs=epochs, seed=seed))]
         else:
             cmd = [sys.executable, '-m', 'dynblocks', 'train', '--recipe', 'cpu10', '--n-valid', '1000', '--data', str(a.data_path),
-                   '--seed', str(seed), '--epochs', str(epochs), '--n-train', str(n_train), '--out', f'{d}/run', '--quiet']
+                   '--seed', str(seed), '--epochs', str(epochs), '--n-train', str(n_train), '--out', f'{d}/run', '--quiet',
+                   '--recipe-kw', json.dumps(STUDY_TTA)]
             if kw.get('n_branches'): cmd += ['--n-branches', str(kw['n_branches'])]
             if kw.get('width'): cmd += ['--width', str(kw['width'])]
             rest = {k: v for k, v in kw.items() if k not in ('n_branches', 'width')}

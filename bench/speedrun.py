@@ -117,7 +117,7 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
             jpeg = accuracy_on(m, xte[1000:1000+n_jpeg], yte[1000:1000+n_jpeg], m.meta['normalize']) if n_jpeg > 0 else None
             flip, multicrop = (accuracy_on(m, xte[:1000], yte[:1000], m.meta['normalize'], shift=v) for v in (False, True))  # paired: the same net, 2 and 6 views
         shown = ['train', '--recipe', a.recipe, '--n-valid', '1000', '--data', '<data>', '--seed', str(seed)] + extra
-        yield dict(arm=arm, seed=seed, command='dynblocks ' + ' '.join(shown),
+        yield dict(arm=arm, seed=seed, command='dynblocks ' + ' '.join(shown), started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t0)),
                    wall_s=round(wall, 1), within_budget=wall <= a.budget, acc_exact1k=s['final_accuracy'],
                    acc_exact1k_tta=s['tta_accuracy'], tta=s.get('tta'), acc_exact1k_flip_after=flip, acc_exact1k_multicrop=multicrop, acc_jpeg9k_tta=jpeg, n_jpeg=n_jpeg, epochs=s['epochs'],
                    epoch_acc=accs, epoch_end_s=[round(offset + t, 1) for t in s['epoch_end_s']],
@@ -133,7 +133,7 @@ def _summary(runs):
                 acc_exact1k=_stats([r['acc_exact1k'] for r in runs]),
                 acc_exact1k_multicrop=_stats([r.get('acc_exact1k_multicrop') for r in runs]),
                 acc_jpeg9k_tta=_stats([r['acc_jpeg9k_tta'] for r in runs]), wall_s=_stats([r['wall_s'] for r in runs]),
-                epochs=_stats([r['epochs'] for r in runs]), within_budget=sum(r['within_budget'] for r in runs),
+                epochs=_stats([r['epochs'] for r in runs]), images_per_s=_stats([r['images_per_s'] for r in runs]), within_budget=sum(r['within_budget'] for r in runs),
                 time_to={k: _stats([r['time_to'][k] for r in runs]) for k in runs[0]['time_to']},
                 reached={k: sum(r['time_to'][k] is not None for r in runs) for k in runs[0]['time_to']})
 
@@ -164,6 +164,11 @@ IDEAS = {
 }
 
 
+def flip_acc(r):
+    "A run's accuracy on the exact 1k with flip TTA: scored after the run, else its own TTA when that was flip"
+    return r['acc_exact1k_flip_after'] if r.get('acc_exact1k_flip_after') is not None else r['acc_exact1k_tta'] if r.get('tta') in ('flip', None) else None
+
+
 def ideas(a, argv):
     "Each of airbench's ideas alone against the recipe as it is, 3 seeds each, at the recipe's time budget; appends to the JSON"
     from dynblocks.cifar import load_cifar10
@@ -173,6 +178,8 @@ def ideas(a, argv):
         src = json.loads(Path(a.baseline_from).read_text())
         kept = [dict(r, arm='baseline', source=str(a.baseline_from)) for r in src['runs'] if not r['loaded']]
         res['runs'] = [r for r in res['runs'] if r['arm'] != 'baseline'] + kept
+    if 'baseline' in a.ideas and not a.baseline_from:  # measured afresh beside the ideas: the imported runs go
+        res['runs'] = [r for r in res['runs'] if not (r['arm'] == 'baseline' and r.get('source'))]
     (xte, yte) = load_cifar10(path, download=False)['test']
     res['budget_s'], res['ideas'] = a.budget, {k: v['what'] for k, v in IDEAS.items()}
     for arm in a.ideas:
@@ -185,9 +192,11 @@ def ideas(a, argv):
     res['summary'] = {k: _summary([r for r in res['runs'] if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in res['runs'])}
     pairs = [r['acc_exact1k_multicrop'] - r['acc_exact1k_flip_after'] for r in res['runs'] if not r['loaded'] and r.get('acc_exact1k_multicrop') is not None]
     res['multicrop_paired'] = dict(what='6-view multi-crop TTA minus flip TTA, the same trained net scored both ways after each run', **_stats(pairs)) if pairs else None
+    for k, v in res['summary'].items():  # every arm scored with flip TTA, whatever TTA its run used (the recipe's may be multi-crop)
+        if v: v['acc_flip'] = _stats([flip_acc(r) for r in res['runs'] if r['arm'] == k and not r['loaded']])
     base = (res.get('summary') or {}).get('baseline')
     if base:
-        res['gains'] = {k: v['acc_exact1k_tta']['mean'] - base['acc_exact1k_tta']['mean'] for k, v in res['summary'].items() if v and k != 'baseline'}
+        res['gains'] = {k: v['acc_flip']['mean'] - base['acc_flip']['mean'] for k, v in res['summary'].items() if v and k != 'baseline'}
     _save(out, res); print(json.dumps(res.get('gains'), indent=1))
 
 

@@ -16,6 +16,7 @@ from .augment import policy_params
 import math
 from .recipes import Recipe, recipe
 from .learner import _flops
+from .train import _TTA_PASSES
 
 # %% auto #0
 __all__ = ['REPORTS', 'report_info', 'report_facts', 'recipe_flops', 'gpu_seconds']
@@ -163,15 +164,16 @@ def recipe_flops(r:str|Recipe,  # a recipe name or `Recipe`
                  n_valid:int=10_000,  # validation images, evaluated after every epoch
                  **model_kw,  # `create_model` arguments (`width`, …)
                 ) -> dict:
-    "FLOPs of recipe `r`'s whole run: 3× the forward FLOPs per training image and 1× per validation image, every epoch, plus the final flip TTA"
+    "FLOPs of recipe `r`'s whole run: 3× the forward FLOPs per training image and 1× per validation image, every epoch, plus the final TTA's views"
     r = recipe(r)
     f = _flops(r.arch, 32, **model_kw)
     n = min(n_train, r.n_train or n_train)
     tb, vb = n//r.bs, math.ceil(n_valid/r.bs)  # fastai drops the last incomplete training batch, keeps the validation one
     train, valid = 3*f*tb*r.bs*r.epochs, f*n_valid*r.epochs
-    tta = 2*f*n_valid if r.tta == 'flip' else 0  # the image and its mirror, once at the end
+    views = _TTA_PASSES.get(r.tta, 0)  # the recipe's test-time views, each a pass over the validation set at the end
+    tta = views*f*n_valid
     return dict(recipe=r.name, arch=r.arch, fwd_flops=f, epochs=r.epochs, train_batches=tb*r.epochs,
-                valid_batches=vb*r.epochs + (2*vb if tta else 0), train_flops=train, valid_flops=valid + tta, flops=train + valid + tta)
+                valid_batches=vb*r.epochs + views*vb, train_flops=train, valid_flops=valid + tta, flops=train + valid + tta)
 
 def gpu_seconds(r:str|Recipe,  # a recipe name or `Recipe`
                 peak_tflops:float,  # the GPU's bf16 peak in TFLOP/s (e.g. measured on large matrix products)

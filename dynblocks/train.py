@@ -148,7 +148,8 @@ class _EpochClock(Callback):
     def __init__(self, t0): self.t0, self.times = t0, []
     def after_epoch(self): self.times.append(round(time.time() - self.t0, 1))
 
-def _tta_note(tta, sep='; ', name='flip'): return '' if tta is None else f"{sep}with {name} TTA {tta*100:.2f} %"
+_TTA_NAMES = {'flip': 'flip', 'flip_shift': 'multi-crop'}  # how a run's summary line names its test-time augmentation
+def _tta_note(tta, sep='; ', name='flip'): return '' if tta is None else f"{sep}with {_TTA_NAMES.get(name, name)} TTA {tta*100:.2f} %"
 
 def _attention(learn):
     "Each dynamic layer's attention health at the last validation (`BranchWeights`), as plain data"

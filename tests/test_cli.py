@@ -83,13 +83,13 @@ def _table(out):
     return [l for l in lines if l.split()[:2] == ['epoch', 'train_loss']], [l for l in lines if re.match(r'\d+\s+\d+\.\d+\s', l)]
 
 def test_train_output_one_table_no_warnings(tmp_path):
-    "A recipe with flip TTA (cpu10): one epoch table with its time column, the TTA in the summary line only, no warnings"
+    "A recipe with TTA (cpu10: multi-crop): one epoch table with its time column, the TTA in the summary line only, no warnings"
     r = run('train', '--recipe', 'cpu10', '--data', 'sample', '--n-train', '512', '--epochs', '2', '--width', '0.25', '--out', str(tmp_path/'r'))
     assert r.returncode == 0, r.stderr[-2000:]
     heads, rows = _table(r.stdout)
     assert len(heads) == 1 and len(rows) == 2, r.stdout  # the TTA's two prediction passes print no table
     assert all(re.fullmatch(r'\d\d:\d\d', l.split()[-1]) and len(l.split()) == len(heads[0].split()) for l in rows), r.stdout
-    assert 'with flip TTA' in r.stdout.splitlines()[-1], r.stdout
+    assert 'with multi-crop TTA' in r.stdout.splitlines()[-1], r.stdout
     assert 'Warning' not in r.stderr, r.stderr  # e.g. matplotlib's "No artists with labels found to put in legend"
 
 def test_progress_bar_on_a_terminal(tmp_path):
