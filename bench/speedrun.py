@@ -169,6 +169,19 @@ def flip_acc(r):
     return r['acc_exact1k_flip_after'] if r.get('acc_exact1k_flip_after') is not None else r['acc_exact1k_tta'] if r.get('tta') in ('flip', None) else None
 
 
+def flip_accs(runs):
+    "`flip_acc` of each clean run that has one"
+    return [a for a in map(flip_acc, [r for r in runs if not r['loaded']]) if a is not None]
+
+
+def _idea_summaries(runs):
+    "Each arm's `_summary`, with its accuracy under flip TTA whatever TTA its runs used (the recipe's may be multi-crop)"
+    out = {k: _summary([r for r in runs if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in runs)}
+    for k, v in out.items():
+        if v: v['acc_flip'] = _stats(flip_accs([r for r in runs if r['arm'] == k]))
+    return out
+
+
 def ideas(a, argv):
     "Each of airbench's ideas alone against the recipe as it is, 3 seeds each, at the recipe's time budget; appends to the JSON"
     from dynblocks.cifar import load_cifar10
@@ -186,14 +199,12 @@ def ideas(a, argv):
         done = {r['seed'] for r in res['runs'] if r['arm'] == arm and not r['loaded']}
         for row in _speedrun_rows(a, path, xte, yte, IDEAS[arm]['args'] + a.extra, arm, done):
             res['runs'] = [r for r in res['runs'] if (r['arm'], r['seed']) != (arm, row['seed'])] + [row]
-            res['summary'] = {k: _summary([r for r in res['runs'] if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in res['runs'])}
+            res['summary'] = _idea_summaries(res['runs'])
             _save(out, res)
             print(json.dumps({k: row[k] for k in ('arm', 'seed', 'wall_s', 'acc_exact1k_tta', 'epochs', 'loaded')}), flush=True)
-    res['summary'] = {k: _summary([r for r in res['runs'] if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in res['runs'])}
+    res['summary'] = _idea_summaries(res['runs'])
     pairs = [r['acc_exact1k_multicrop'] - r['acc_exact1k_flip_after'] for r in res['runs'] if not r['loaded'] and r.get('acc_exact1k_multicrop') is not None]
     res['multicrop_paired'] = dict(what='6-view multi-crop TTA minus flip TTA, the same trained net scored both ways after each run', **_stats(pairs)) if pairs else None
-    for k, v in res['summary'].items():  # every arm scored with flip TTA, whatever TTA its run used (the recipe's may be multi-crop)
-        if v: v['acc_flip'] = _stats([flip_acc(r) for r in res['runs'] if r['arm'] == k and not r['loaded']])
     base = (res.get('summary') or {}).get('baseline')
     if base:
         res['gains'] = {k: v['acc_flip']['mean'] - base['acc_flip']['mean'] for k, v in res['summary'].items() if v and k != 'baseline'}
