@@ -50,10 +50,11 @@ def child_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def load_record(t0, busy0, child0, load0, max_other):
-    "After a child process ran from `t0`: the load averages, the cores others used on average, and whether that counts as loaded"
+def load_record(t0, busy0, child0, load0, max_other, own0=None):
+    "After a child process (or this one, from `own0 = time.process_time()`) ran from `t0`: the load averages, the cores others used on average, and whether that counts as loaded"
     wall = time.time() - t0
-    other = max(0., (cpu_busy() - busy0) - (child_cpu() - child0))/max(wall, 1e-9)
+    own = time.process_time() - own0 if own0 is not None else 0.  # a measurement inside this process: its own CPU is not another's
+    other = max(0., (cpu_busy() - busy0) - (child_cpu() - child0) - own)/max(wall, 1e-9)
     return dict(load_before=[round(x, 2) for x in load0], load_after=[round(x, 2) for x in os.getloadavg()],
                 other_cores=round(other, 3), max_other=max_other, loaded=other > max_other)
 

@@ -3,6 +3,7 @@
     python bench/speedrun.py speedrun --data ../shared/data [--seeds 0 1 2]
     python bench/speedrun.py ideas --data ../shared/data [--ideas baseline dirac ...]   # airbench's ideas, each alone
     python bench/speedrun.py profile --data ../shared/data                             # where a cpu10 step's time goes
+    python bench/speedrun.py throughput --data ../shared/data                          # img/s at each width and batch size
     python bench/speedrun.py mainjob                                                   # `dynblocks train` on the sample
     python bench/speedrun.py ablation --data ../shared/data [--n-train 20000] [--epochs 2] [--seeds 0 1 2]
     python bench/speedrun.py overhead --data ../shared/data [--batches 24] [--repeats 3]
@@ -19,7 +20,9 @@ out of the summary (`--loaded-ok` starts runs without waiting: the loaded-machin
 ideas: airbench's ideas (`IDEAS`), each alone on top of the recipe, 3 seeds each, at the recipe's time budget; the JSON
 holds every run and each idea's gain over `baseline`. profile: one `cpu10` step split into data, forward, loss,
 backward, optimiser and callbacks, its achieved GFLOP/s, and the convolution peak measured at the net's own shapes in
-the same run. mainjob: the README's main job (`dynblocks train` on the sample), timed from launch to exit.
+the same run. throughput: the recipe's net at each `--widths` x `--bss`, training images per second on its own data
+path after a warm-up epoch (median of `--repeats` epochs, in one process so the ratios are fair), its GFLOP/s and the
+passes it makes per 100 s: what a width or batch size costs in passes at a fixed budget. mainjob: the README's main job (`dynblocks train` on the sample), timed from launch to exit.
 
 ablation: on the same data path, images, epochs and augmentation: (c) dynblocks' cpu10 recipe, (a) the same network
 with one branch per block and its width raised to the same FLOPs, (b) fastai's xresnet18 trained as a fastai user
@@ -161,6 +164,8 @@ IDEAS = {
     'alt_flip': dict(what='alternating flip', args=['--recipe-kw', '{"aug": "alt_flip_shift"}']),
     'whiten_bias': dict(what="the whitening stem's bias trained for the first 30 % only", args=['--recipe-kw', '{"whiten_bias": 0.3}']),
     'multicrop_tta': dict(what='multi-crop TTA (6 views) instead of flip TTA', args=['--recipe-kw', '{"tta": "flip_shift"}']),
+    'width_0.75': dict(what='width 0.75: 0.6x the FLOPs per image, so about 1.3x the passes in the budget (the throughput part)',
+                       args=['--width', '0.75']),
 }
 
 
@@ -310,6 +315,51 @@ def profile(a, argv):
     print(json.dumps({k: res[k] for k in ('step_s', 'phases_pct', 'achieved_gflop_s', 'conv_peak_gflop_s', 'fraction_of_peak')}, indent=1))
 
 
+def throughput(a, argv):
+    "Training images per second of the recipe's net at each width and batch size (its data path, channels-last), in one run so the ratios are fair, and the passes each makes in a fixed time"
+    from fastai.callback.core import Callback
+    from dynblocks.cifar import load_cifar10
+    from dynblocks.data import cifar10_dls
+    from dynblocks.learner import dyn_learner
+    from dynblocks.models import count_flops
+    from dynblocks.recipes import recipe
+    path, out, res = _start('throughput', a, argv)
+    r, data = recipe(a.recipe), load_cifar10(path, download=False)
+    if not a.loaded_ok: wait_for_idle(a.max_other); LOCK.write_text('throughput')
+    t0, busy0, child0, load0 = load_start(); own0 = time.process_time()
+    class _Clock(Callback):
+        order = 200  # last: a batch's stamp comes after every other callback's work for it
+        def before_fit(self): self.t = []
+        def after_batch(self):
+            if self.training: self.t.append(time.perf_counter())
+    n_img = len(data['train'][1])
+    try:
+        for bs in a.bss:
+            dls = cifar10_dls(data, bs=bs, aug=r.aug, stats=r.stats, n_train=(a.images//bs + 1)*bs, n_valid=bs, seed=0)
+            for w in a.widths:
+                learn = dyn_learner(dls, recipe=r, seed=0, model_kw={'width': w}, cpu_note=False)
+                rates = []
+                for i in range(a.repeats + 1):  # the first epoch warms up (kernels chosen, caches filled)
+                    clock = _Clock()
+                    with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
+                    if i: rates.append((len(clock.t) - 1)*bs/(clock.t[-1] - clock.t[0]))  # from the first batch's end: the loader's start is not counted
+                fl, img_s = count_flops(learn.model), statistics.median(rates)
+                row = dict(width=w, bs=bs, fwd_flops=fl, params=sum(p.numel() for p in learn.model.parameters()), img_s=img_s,
+                           img_s_range=[min(rates), max(rates)], gflop_s=3*fl*img_s/1e9, passes_per_100s=100*img_s/n_img)
+                res['runs'].append(row); _save(out, res); print(json.dumps(row), flush=True)
+    finally:
+        if not a.loaded_ok: LOCK.unlink(missing_ok=True)
+    res['load'] = load_record(t0, busy0, child0, load0, a.max_other, own0)
+    rw = min(a.widths, key=lambda w: abs(w - (r.arch_kw or {}).get('width', 1.)))  # the recipe's own width
+    at_w = [x for x in res['runs'] if x['width'] == rw]
+    best = max(at_w, key=lambda x: x['img_s'])
+    mine = next((x for x in at_w if x['bs'] == r.bs), None)
+    res['choice'] = dict(recipe=r.name, width=rw, bs=r.bs, fastest_bs=best['bs'],
+                         recipe_bs_share_of_fastest=mine['img_s']/best['img_s'] if mine else None,
+                         gflop_s_by_width={str(x['width']): x['gflop_s'] for x in res['runs'] if x['bs'] == r.bs})
+    _save(out, res); print(json.dumps(res['choice'], indent=1))
+
+
 def _same_flops_width(target, size=32):
     "Width of `dyn_cpu` with one branch per block whose FLOPs are closest to `target`"
     from dynblocks.models import create_model, count_flops
@@ -457,7 +507,7 @@ def memory(a, argv):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('part', choices=['speedrun', 'ideas', 'profile', 'mainjob', 'ablation', 'overhead', 'memory'])
+    p.add_argument('part', choices=['speedrun', 'ideas', 'profile', 'throughput', 'mainjob', 'ablation', 'overhead', 'memory'])
     p.add_argument('--data', default=None, help='CIFAR-10 folder (default: as `dynblocks train` finds it)')
     p.add_argument('--recipe', default='cpu10')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -473,6 +523,9 @@ def main(argv=None):
     p.add_argument('--presets', nargs='*', default=None, help='memory: presets (default: all)')
     p.add_argument('--bs', type=int, default=128, help='memory: batch size')
     p.add_argument('--arch-kw', default=None, help='profile: model options as JSON')
+    p.add_argument('--widths', type=float, nargs='+', default=[0.75, 1.0, 1.25, 1.5], help='throughput: widths of the recipe\'s net')
+    p.add_argument('--bss', type=int, nargs='+', default=[128, 256, 512], help='throughput: batch sizes')
+    p.add_argument('--images', type=int, default=3072, help='throughput: training images per timed epoch')
     p.add_argument('--ideas', nargs='+', default=list(IDEAS), choices=list(IDEAS), help='ideas: the arms to run')
     p.add_argument('--baseline-from', default=None, help="ideas: a `speedrun` JSON of the recipe as it is, whose clean runs become the baseline arm")
     p.add_argument('--max-other', type=float, default=0.02, help='cores other processes may use during a timed run before it counts as loaded (a few hundredths of a core already slow a 2-thread run)')
@@ -483,7 +536,7 @@ def main(argv=None):
     cut = args.index('--') if '--' in args else len(args)  # after `--`: more `dynblocks train` options (smoke tests)
     a = p.parse_args(args[:cut])
     a.extra = args[cut+1:]
-    {'speedrun': speedrun, 'ideas': ideas, 'profile': profile, 'mainjob': mainjob, 'ablation': ablation, 'overhead': overhead, 'memory': memory}[a.part](a, argv)
+    {'speedrun': speedrun, 'ideas': ideas, 'profile': profile, 'throughput': throughput, 'mainjob': mainjob, 'ablation': ablation, 'overhead': overhead, 'memory': memory}[a.part](a, argv)
 
 
 if __name__ == '__main__': main()

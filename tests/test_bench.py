@@ -80,6 +80,13 @@ def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'o.json').read_text())
     assert d['training_loop']['ratio'] > 0 and d['data_path']['speedup_vs_best'] > 0
+    r = run('bench/speedrun.py', 'throughput', '--data', str(cifar_root), '--widths', '0.25', '0.5', '--bss', '8', '16',
+            '--images', '32', '--repeats', '1', '--loaded-ok', '--out', str(tmp_path/'t.json'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads((tmp_path/'t.json').read_text())
+    assert [(x['width'], x['bs']) for x in d['runs']] == [(0.25, 8), (0.5, 8), (0.25, 16), (0.5, 16)]
+    assert all(x['img_s'] > 0 and x['gflop_s'] > 0 for x in d['runs']) and d['runs'][1]['fwd_flops'] > d['runs'][0]['fwd_flops']
+    assert d['choice']['fastest_bs'] in (8, 16) and 'loaded' in d['load']
     r = run('bench/speedrun.py', 'memory', '--presets', 'dyn_tiny', '--bs', '8', '--out', str(tmp_path/'m.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'m.json').read_text())['runs'][0]['peak_mib'] > 0
@@ -120,3 +127,13 @@ def test_no_script_hides_a_package(monkeypatch):
         return spec is not None and spec.origin not in (None, 'namespace')  # ROOT/bench itself is only a namespace
     clash = [f"{d}/{p.name}" for d in ('bench', 'tools') for p in sorted((ROOT/d).glob('*.py')) if installed(p.stem)]
     assert not clash, f"rename {clash}: each hides the installed module of the same name"
+
+def test_load_record_leaves_out_this_process():
+    "A measurement made inside the benchmark's own process: its own CPU time is not counted as another process's"
+    import time
+    sys.path.insert(0, str(ROOT/'bench'))
+    from bench import load_start, load_record
+    t0, busy0, child0, load0 = load_start(); own0 = time.process_time()
+    while time.process_time() - own0 < 0.5: sum(range(10000))  # this process busy
+    without, with_own = load_record(t0, busy0, child0, load0, 0.02), load_record(t0, busy0, child0, load0, 0.02, own0)
+    assert without['other_cores'] - with_own['other_cores'] > 0.5  # about one core: this process's
