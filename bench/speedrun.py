@@ -41,8 +41,27 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import machine, RESULTS, wait_for_idle, load_start, load_record, LOCK, timeit  # noqa: E402
+from fastai.callback.core import Callback  # noqa: E402
 
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90)
+EVENTS = ('before_train', 'before_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch', 'after_train')
+
+
+class Clock(Callback):
+    "`time.perf_counter()` at each of `events` while training (fastai's Recorder times epochs, not a batch's phases)"
+    order = 200  # last: each stamp comes after every other callback's work for its event
+    def __init__(self, events=EVENTS): self.events = events
+    def before_fit(self): self.t = {e: [] for e in self.events}
+    def _stamp(self, e):
+        if self.training and e in self.t: self.t[e].append(time.perf_counter())
+    def before_train(self): self._stamp('before_train')
+    def before_batch(self): self._stamp('before_batch')
+    def after_pred(self): self._stamp('after_pred')
+    def after_loss(self): self._stamp('after_loss')
+    def after_backward(self): self._stamp('after_backward')
+    def after_step(self): self._stamp('after_step')
+    def after_batch(self): self._stamp('after_batch')
+    def after_train(self): self._stamp('after_train')
 
 
 def _start(part, a, argv):
@@ -246,7 +265,6 @@ def mainjob(a, argv):
 def profile(a, argv):
     "Where a `cpu10` training step's time goes (data, forward, loss, backward, optimiser, callbacks), its achieved GFLOP/s, and the convolution peak at the net's own shapes"
     import torch, torch.nn.functional as F
-    from fastai.callback.core import Callback
     from dynblocks.cifar import load_cifar10
     from dynblocks.data import cifar10_dls
     from dynblocks.learner import dyn_learner
@@ -257,19 +275,7 @@ def profile(a, argv):
     kw = json.loads(a.arch_kw) if a.arch_kw else {}
     dls = cifar10_dls(load_cifar10(path, download=False), bs=r.bs, aug=r.aug, stats=r.stats, n_train=(a.batches+1)*r.bs, n_valid=r.bs, seed=0)
     learn = dyn_learner(dls, recipe=r, seed=0, model_kw=kw, cpu_note=False)
-    events = ('before_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch')
-    class _Clock(Callback):
-        order = 200  # last: each event's stamp is taken after every other callback's work for it
-        def before_fit(self): self.t, self.steps = {e: [] for e in events}, 0
-        def _stamp(self, e):
-            if self.training: self.t[e].append(time.perf_counter())
-        def before_batch(self): self._stamp('before_batch')
-        def after_pred(self): self._stamp('after_pred')
-        def after_loss(self): self._stamp('after_loss')
-        def after_backward(self): self._stamp('after_backward')
-        def after_step(self): self._stamp('after_step')
-        def after_batch(self): self._stamp('after_batch')
-    clock = _Clock()
+    clock = Clock(('before_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch'))
     with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])  # warm-up epoch: kernels chosen, caches filled
     with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
     t = {e: v[1:] for e, v in clock.t.items()}  # the first batch of the epoch pays for the loader's start
@@ -317,7 +323,6 @@ def profile(a, argv):
 
 def throughput(a, argv):
     "Training images per second of the recipe's net at each width and batch size (its data path, channels-last), in one run so the ratios are fair, and the passes each makes in a fixed time"
-    from fastai.callback.core import Callback
     from dynblocks.cifar import load_cifar10
     from dynblocks.data import cifar10_dls
     from dynblocks.learner import dyn_learner
@@ -327,11 +332,6 @@ def throughput(a, argv):
     r, data = recipe(a.recipe), load_cifar10(path, download=False)
     if not a.loaded_ok: wait_for_idle(a.max_other); LOCK.write_text('throughput')
     t0, busy0, child0, load0 = load_start(); own0 = time.process_time()
-    class _Clock(Callback):
-        order = 200  # last: a batch's stamp comes after every other callback's work for it
-        def before_fit(self): self.t = []
-        def after_batch(self):
-            if self.training: self.t.append(time.perf_counter())
     n_img = len(data['train'][1])
     try:
         for bs in a.bss:
@@ -340,9 +340,10 @@ def throughput(a, argv):
                 learn = dyn_learner(dls, recipe=r, seed=0, model_kw={'width': w}, cpu_note=False)
                 rates = []
                 for i in range(a.repeats + 1):  # the first epoch warms up (kernels chosen, caches filled)
-                    clock = _Clock()
+                    clock = Clock(('after_batch',))
                     with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
-                    if i: rates.append((len(clock.t) - 1)*bs/(clock.t[-1] - clock.t[0]))  # from the first batch's end: the loader's start is not counted
+                    t = clock.t['after_batch']
+                    if i: rates.append((len(t) - 1)*bs/(t[-1] - t[0]))  # from the first batch's end: the loader's start is not counted
                 fl, img_s = count_flops(learn.model), statistics.median(rates)
                 row = dict(width=w, bs=bs, fwd_flops=fl, params=sum(p.numel() for p in learn.model.parameters()), img_s=img_s,
                            img_s_range=[min(rates), max(rates)], gflop_s=3*fl*img_s/1e9, passes_per_100s=100*img_s/n_img)
@@ -419,7 +420,6 @@ def ablation(a, argv):
 def overhead(a, argv):
     "dyn_learner vs a plain PyTorch loop (same model, batches, loss, optimiser); fast data path vs fastai's per-item one"
     import copy, torch
-    from fastai.callback.core import Callback
     from dynblocks.cifar import load_cifar10
     from dynblocks.data import cifar10_dls
     from dynblocks.learner import dyn_learner
@@ -431,14 +431,10 @@ def overhead(a, argv):
     learn = dyn_learner(dls, recipe=r, seed=0)
     model0 = copy.deepcopy(learn.model)
 
-    class _Clock(Callback):
-        order = 99
-        def before_train(self): self.t = time.perf_counter()
-        def after_train(self): self.secs = time.perf_counter() - self.t
     def fastai_epoch():
-        clock = _Clock()
+        clock = Clock(('before_train', 'after_train'))
         with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
-        return clock.secs
+        return clock.t['after_train'][-1] - clock.t['before_train'][-1]
     model = copy.deepcopy(model0).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.mom, nesterov=True, weight_decay=r.wd)
     loss_func = r.loss_func()
