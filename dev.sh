@@ -49,12 +49,12 @@ case "$cmd" in
     setup
     check_nbs
     echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped; ${SECONDS} s so far)"
-    "$VENV/bin/nbdev-test" --n-workers 2
+    "$VENV/bin/nbdev-test" --n-workers 2 --timing --cell-timing-min 5  # prints each notebook's time and its cells over 5 s
     if [ $# -gt 0 ]; then "$VENV/bin/python" -m pytest tests "$@"; exit; fi  # a chosen selection: one plain run
     # two workers with one thread each fill both cores while the other waits (a subprocess's imports, Python between the
     # tensor ops); the timed and load-aware tests (marked `serial`) then run alone with every thread
     echo "dev.sh: pytest, two workers (${SECONDS} s so far)"
-    OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial' --durations=15
+    OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest tests -n 2 -m 'not slow and not browser and not serial' --durations=30
     echo "dev.sh: pytest, the timed tests alone (${SECONDS} s so far)"
     "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' --durations=0 ;;
   docs)

@@ -1,7 +1,7 @@
 """Does the dynamic block pay? One study: each block option alone, the best combination, and three static baselines.
 
     python bench/pays.py run --budget speedrun [--arms twin reports ...] [--seeds 0 1 2]   # appends to the JSON
-    python bench/pays.py run --budget x4 --arms best twin static_flops xresnet18
+    python bench/pays.py run --budget x4 --arms twin twin_start                           # the twin and the best dynamic arm
     python bench/pays.py summary                                                          # recomputes the summary
 
 Every arm trains `dyn_cpu`'s layout (whitening stem, three groups of conv + pool + block, 32-128-128 channels) with the

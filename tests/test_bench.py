@@ -57,8 +57,9 @@ def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
     assert s['all_ok'] and [p['phase'] for p in s['phases']] == ['checks', 'throughput', 'plan', 'report_run', 'fast94', 'summary']
     assert s['results']['report_run']['acc_exact1000'] == rr['acc_exact1000'] and s['step2_s'] < 150
 
-def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
-    "Each part of bench/speedrun.py on tiny settings: the JSON has what the Benchmarks page reads"
+# Each part of bench/speedrun.py on tiny settings, one test per part (so that pytest-xdist spreads them): the JSON has
+# what the Benchmarks page reads
+def test_speedrun_part_smoke(tmp_path, cifar_root):
     r = run('bench/speedrun.py', 'speedrun', '--data', str(cifar_root), '--seeds', '0', '--n-jpeg', '100', '--loaded-ok',
             '--out', str(tmp_path/'s.json'), '--', '--n-train', '300', '--epochs', '1', '--width', '0.25')
     assert r.returncode == 0, r.stderr[-2000:]
@@ -68,6 +69,8 @@ def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     assert set(run0['time_to']) == {'70', '75', '80', '85', '90'} and d['machine']['fastai']
     assert (d['summary'] is None) == run0['loaded']  # a run beside other tests may count as loaded: no summary from it
     if d['summary'] is not None: assert set(d['summary']['time_to']) == set(run0['time_to'])
+
+def test_ablation_part_smoke(tmp_path, cifar_root):
     r = run('bench/speedrun.py', 'ablation', '--data', str(cifar_root), '--seeds', '0', '--n-train', '300', '--epochs', '1',
             '--out', str(tmp_path/'a.json'))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -75,11 +78,15 @@ def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     assert {x['arm'] for x in d['runs']} == {'dynblocks', 'static', 'xresnet18'}
     f = {k: v['flops'] for k, v in d['arms'].items()}
     assert abs(f['static']/f['dynblocks'] - 1) < 0.05 and abs(f['xresnet18']/f['dynblocks'] - 1) < 0.1  # about the same FLOPs
+
+def test_overhead_part_smoke(tmp_path, cifar_root):
     r = run('bench/speedrun.py', 'overhead', '--data', str(cifar_root), '--batches', '2', '--data-images', '512',
             '--repeats', '1', '--workers', '0', '--out', str(tmp_path/'o.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'o.json').read_text())
     assert d['training_loop']['ratio'] > 0 and d['data_path']['speedup_vs_best'] > 0
+
+def test_throughput_part_smoke(tmp_path, cifar_root):
     r = run('bench/speedrun.py', 'throughput', '--data', str(cifar_root), '--widths', '0.25', '0.5', '--bss', '8', '16',
             '--images', '32', '--repeats', '1', '--loaded-ok', '--out', str(tmp_path/'t.json'))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -87,6 +94,8 @@ def test_speedrun_benchmark_parts_smoke(tmp_path, cifar_root):
     assert [(x['width'], x['bs']) for x in d['runs']] == [(0.25, 8), (0.5, 8), (0.25, 16), (0.5, 16)]
     assert all(x['img_s'] > 0 and x['gflop_s'] > 0 for x in d['runs']) and d['runs'][1]['fwd_flops'] > d['runs'][0]['fwd_flops']
     assert d['choice']['fastest_bs'] in (8, 16) and 'loaded' in d['load']
+
+def test_memory_part_smoke(tmp_path):
     r = run('bench/speedrun.py', 'memory', '--presets', 'dyn_tiny', '--bs', '8', '--out', str(tmp_path/'m.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'m.json').read_text())['runs'][0]['peak_mib'] > 0
