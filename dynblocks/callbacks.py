@@ -550,6 +550,12 @@ class BranchWeights(Callback):
         self.history, self.train_health = list(sd['history']), list(sd.get('train_health', []))
 
 # %% ../nbs/06_callbacks.ipynb #f3b60002
+def _branch_weights(learn):
+    "The learner's `BranchWeights`, found by its fastai name (`learn.branch_weights`), or None"
+    # by name, not `isinstance`: nbdev-test runs several notebooks in one process, and 06_callbacks defines the class again
+    cb = getattr(learn, 'branch_weights', None)
+    return cb if isinstance(cb, Callback) else None
+
 @patch
 def plot_branch_weights(self:Learner,
                         fname:str|None=None,  # save the figure as this PNG
@@ -559,9 +565,10 @@ def plot_branch_weights(self:Learner,
     import matplotlib.pyplot as plt
     if not _dyn_layers(self.model):
         raise DynblocksError(f"{type(get_model(self.model)).__name__} has no dynamic blocks with more than one branch: there are no branch weights to plot.")
-    cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
+    own = cb = _branch_weights(self)
     if cb is None or cb.last is None:
         cb = BranchWeights(fit_only=False); self.validate(cbs=[cb])
+        if own is not None: setattr(self, own.name, own)  # removing the temporary callback removed the name both answer to
     rec, vocab = cb.last, vocab if vocab is not None else list(getattr(self.dls, 'vocab', []))
     nb = len(rec['mean'])
     fig, axs = plt.subplots(2, nb, figsize=(2.6*nb, 5.5), squeeze=False)
@@ -584,7 +591,7 @@ def plot_attention_health(self:Learner,
                          ):
     "Entropy, share of samples whose top branch differs, and spread of every dynamic block's attention over training, from `BranchWeights`"
     import matplotlib.pyplot as plt
-    cb = next((c for c in self.cbs if isinstance(c, BranchWeights)), None)
+    cb = _branch_weights(self)
     if cb is None or not cb.train_health:
         raise DynblocksError("No attention health recorded: train with a `BranchWeights` callback (`dyn_learner` via `dynblocks train` adds one) first.")
     th = cb.train_health
