@@ -44,8 +44,8 @@ ARMS = {
                  kw=dict(n_branches=1)),
     'static_flops': dict(what="static, width raised to the best dynamic arm's training FLOPs",
                          kw=dict(n_branches=1), width='train_flops:best'),
-    'twin_time': dict(what="static twin given the best dynamic arm's training seconds (more passes)",
-                      kw=dict(n_branches=1), time='best'),
+    'twin_time': dict(what="static twin given the training seconds of the best dynamic arm at the same budget (more passes)",
+                      kw=dict(n_branches=1), time='best_dynamic'),
     'xresnet18': dict(what="fastai's xresnet18: Learner(dls, xresnet18(n_out=10), metrics=accuracy).fit_one_cycle(epochs, 3e-3)",
                       fastai=True),
     'reports': dict(what="the reports' block: 2 branches of conv-BN-GELU, softmax of one Linear, independent random kernels",
@@ -134,9 +134,13 @@ def one_run(arm, budget, seed, a, res):
     if 'width' in spec:  # widen to another arm's training FLOPs
         _, ref = spec['width'].split(':')
         kw['width'] = _width_for(_flops(_arm(ref)['kw'])[0], kw)
+    time_of = None
     if 'time' in spec:  # as many passes as fit in another arm's training seconds (rounded to whole passes)
-        ref, mine = _summary_of(res, spec['time'], budget, 'train_s'), _summary_of(res, 'twin', budget, 'train_s')
-        if ref is None or mine is None: sys.exit(f"{arm}: run '{spec['time']}' and 'twin' at budget {budget} first (their times set this arm's passes).")
+        time_of = spec['time']
+        if time_of == 'best_dynamic':  # the arm the verdict compares with: the best dynamic arm measured at this budget so far
+            time_of = summarise(dict(res))['verdict'].get(budget, {}).get('best_dynamic')
+        ref, mine = _summary_of(res, time_of, budget, 'train_s'), _summary_of(res, 'twin', budget, 'train_s')
+        if ref is None or mine is None: sys.exit(f"{arm}: run a dynamic arm and 'twin' at budget {budget} first (their times set this arm's passes).")
         epochs = max(epochs, round(epochs*ref/mine))
     flops = _xresnet_flops() if spec.get('fastai') else _flops(kw)
     t0, busy0, child0, load0 = load_start()
@@ -157,6 +161,7 @@ def one_run(arm, budget, seed, a, res):
         if p.returncode: sys.exit(f"{arm} seed {seed} failed:\n{p.stderr[-3000:]}")
         s = json.loads(p.stdout.strip().splitlines()[-1]) if spec.get('fastai') else json.loads(Path(f'{d}/run/summary.json').read_text())
     return dict(arm=arm, budget=budget, seed=seed, epochs=epochs, n_train=n_train, kw=kw, recipe=spec.get('recipe') or {},
+                **({'time_of': time_of} if time_of else {}),
                 acc=s['final_accuracy'], acc_tta=s['tta_accuracy'], train_s=s['wall_s'], run_s=round(wall, 1),
                 train_flops=flops[0], infer_flops=flops[1], params=flops[2],
                 attention=s.get('attention') or [], **load_record(t0, busy0, child0, load0, a.max_other))
