@@ -186,10 +186,10 @@ def _write_artifacts(learn, out, names, vals, summary, say):
     atomic('model.pkl', learn.export)  # fastai's pickle export: open it only if you trust its source
     atomic('summary.json', lambda f: f.write_text(json.dumps(summary, indent=2)))
     import matplotlib.pyplot as plt
-    bw = getattr(learn, 'branch_weights', None)  # before the plots: a plot that validates with a callback of its own removes the name
     atomic('training.png', learn.plot_training); plt.close('all')
     if any(isinstance(m, DynBlock) and m.n_branches > 1 for m in learn.model.modules()):
         atomic('branch_weights.png', learn.plot_branch_weights); plt.close('all')
+    bw = getattr(learn, 'branch_weights', None)
     if bw is not None and bw.train_health:  # dynamic layers with more than one branch
         atomic('attention.png', learn.plot_attention_health); plt.close('all')
 
