@@ -42,7 +42,7 @@ LINEAR = dict(norm='after', act='after')  # branches linear up to the sum: Batch
 ARMS = {
     'twin': dict(what='static twin: one branch per block, same widths (equal inference FLOPs once kernels are mixed)',
                  kw=dict(n_branches=1)),
-    'static_flops': dict(what="static, width raised to the best dynamic arm's training FLOPs",
+    'static_flops': dict(what="static, width raised to the dynamic arms' training FLOPs (every dynamic arm has the same)",
                          kw=dict(n_branches=1), width='train_flops:best'),
     'twin_time': dict(what="static twin given the training seconds of the best dynamic arm at the same budget (more passes)",
                       kw=dict(n_branches=1), time='best_dynamic'),
