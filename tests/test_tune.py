@@ -30,17 +30,24 @@ def test_two_workers_share_one_study(tmp_path, cifar_root):
     assert all('best valid_loss' in o[0] for o in outs)
     assert (tmp_path/'w0'/'optimization_history.png').stat().st_size > 0
 
+def _heartbeats(db):
+    "How many trials of the SQLite study `db` have sent a heartbeat (Optuna's own table)"
+    import sqlite3
+    with sqlite3.connect(db) as c:
+        try: return c.execute('select count(*) from trial_heartbeats').fetchone()[0]
+        except sqlite3.OperationalError: return 0  # table not created yet
+
 def test_killed_worker_trial_is_failed_and_study_resumes(tmp_path, cifar_root):
     db = tmp_path/'k.db'
     url = f'sqlite:///{db}'
     p = subprocess.Popen(tune_cmd(db, 'k', 3, ['--heartbeat', '1', '--grace', '2']) + ['--epochs', '50'], env=env(cifar_root),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
-    while time.time() - t0 < 120:  # wait until its first trial runs
-        time.sleep(1)
+    while time.time() - t0 < 120:  # wait until its first trial runs and has sent a heartbeat (Optuna can only fail a stale
+        time.sleep(1)               # trial it has a heartbeat for: killed before the first one, the trial stays RUNNING)
         try: st = optuna.load_study(study_name='k', storage=url)
         except KeyError: continue
-        if any(t.state == optuna.trial.TrialState.RUNNING for t in st.get_trials()): break
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in st.get_trials()) and _heartbeats(db): break
     os.kill(p.pid, signal.SIGKILL); p.wait()
     time.sleep(3)  # past the grace period
     r = subprocess.run(tune_cmd(db, 'k', 2, ['--heartbeat', '1', '--grace', '2', '--out', str(tmp_path/'o')]), env=env(cifar_root),
