@@ -69,7 +69,7 @@ BEST = {**REPORTS, **LINEAR, 'start': 'twin'}  # chosen before the single-option
 
 def _arm(name):
     a = dict(ARMS[name])
-    if a.get('kw') is None or a.get('kw') == 'best': a['kw'] = {**BEST, **a.get('extra', {})}
+    if 'kw' in a and a['kw'] in (None, 'best'): a['kw'] = {**BEST, **a.get('extra', {})}  # xresnet18 has no `kw`: no dyn_cpu options
     return a
 
 
