@@ -397,13 +397,13 @@ def ablation(a, argv):
         for arm in a.arms:
             t = time.time()
             if arm == 'xresnet18':
-                dls = cifar10_dls(data, bs=r.bs, aug=r.aug, n_train=a.n_train, n_valid=1000, seed=seed)
+                dls = cifar10_dls(data, bs=r.bs, aug=r.aug, n_train=a.n_train, n_valid=a.n_valid, seed=seed)
                 set_seed(seed, reproducible=True)
                 learn = Learner(dls, xresnet18(n_out=10), metrics=accuracy)
                 with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.epochs, 3e-3)
                 acc = float(learn.recorder.values[-1][-1])
             else:
-                cfg = RunConfig(recipe=r.name, n_train=a.n_train, n_valid=1000, epochs=a.epochs, seed=seed,
+                cfg = RunConfig(recipe=r.name, n_train=a.n_train, n_valid=a.n_valid, epochs=a.epochs, seed=seed,
                                 **(dict(n_branches=1, width=w) if arm == 'static' else dict(n_branches=2)))  # cpu10 itself trains one branch
                 learn = train_run(cfg, data=data, log=False, bars=False)
                 acc = learn.run_summary['final_accuracy']
@@ -511,6 +511,7 @@ def main(argv=None):
     p.add_argument('--n-jpeg', type=int, default=9000, help='speedrun: JPEG test images scored after the run')
     p.add_argument('--n-train', type=int, default=20000, help='ablation: stratified training images')
     p.add_argument('--epochs', type=int, default=2, help='ablation: epochs of every arm')
+    p.add_argument('--n-valid', type=int, default=1000, help='ablation: test images scored (the exact 1k; fewer only in the smoke test)')
     p.add_argument('--arms', nargs='+', default=['dynblocks', 'static', 'xresnet18'])
     p.add_argument('--batches', type=int, default=24, help='overhead: training batches per timed epoch')
     p.add_argument('--data-images', type=int, default=10000, help='overhead: images per timed data-path epoch')
