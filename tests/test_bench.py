@@ -78,6 +78,8 @@ def test_ablation_part_smoke(tmp_path, cifar_root):
     assert {x['arm'] for x in d['runs']} == {'dynblocks', 'static', 'xresnet18'}
     f = {k: v['flops'] for k, v in d['arms'].items()}
     assert abs(f['static']/f['dynblocks'] - 1) < 0.05 and abs(f['xresnet18']/f['dynblocks'] - 1) < 0.1  # about the same FLOPs
+    r = run('bench/speedrun.py', 'ablation', '--n-valid', '2000')  # JPEG copies would be scored as exact: refused before any work
+    assert r.returncode == 2 and 'give 1 to 1000' in r.stderr.splitlines()[-1], r.stderr[-500:]
 
 def test_overhead_part_smoke(tmp_path, cifar_root):
     r = run('bench/speedrun.py', 'overhead', '--data', str(cifar_root), '--batches', '2', '--data-images', '512',
