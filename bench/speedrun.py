@@ -532,7 +532,7 @@ def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     cut = args.index('--') if '--' in args else len(args)  # after `--`: more `dynblocks train` options (smoke tests)
     a = p.parse_args(args[:cut])
-    if not 0 < a.n_valid <= 1000: p.error(f'--n-valid {a.n_valid}: give 1 to 1000 (test images from 1000 on are JPEG copies, not the exact 1k)')
+    if a.part == 'ablation' and not 0 < a.n_valid <= 1000: p.error(f'--n-valid {a.n_valid}: give 1 to 1000 (test images from 1000 on are JPEG copies, not the exact 1k)')
     a.extra = args[cut+1:]
     {'speedrun': speedrun, 'ideas': ideas, 'profile': profile, 'throughput': throughput, 'mainjob': mainjob, 'ablation': ablation, 'overhead': overhead, 'memory': memory}[a.part](a, argv)
 
