@@ -125,6 +125,17 @@ def test_pays_study_smoke(tmp_path, cifar_root):
     assert best['infer_flops'] < best['train_flops']/3 and [b['state'] for b in best['attention']]  # kernels mixed at inference; health
     assert set(d['summary']['speedrun']) == {'twin', 'best'} and 'gain_vs_twin' in d['verdict']['speedrun']
 
+def test_pays_sentences():
+    "bench/pays_text.py (the page's and the index's one builder): figures from the JSON, a missing arm named, no '-0.0'"
+    sys.path.insert(0, str(ROOT/'bench'))
+    from pays_text import against, pts
+    s = lambda m, t: {'acc_tta': {'mean': m, 'min': m - .01, 'max': m + .01}, 'train_s': {'mean': t}, 'n': 3}
+    P = {'summary': {'x4': {'sigmoid': s(.908, 1159.), 'twin_lr': s(.9084, 699.)}}, 'verdict': {'x4': {'best_dynamic': 'sigmoid'}}}
+    assert against(P, 'x4', [('twin_lr', 'the twin'), ('xresnet18', "fastai's xresnet18")]) == (
+        "The twin reaches 90.8 % (89.8–91.8) over 3 seeds in 699 s (+0.0 points for sigmoid, which trains 1.7× as long); "
+        "fastai's xresnet18 has not run at this budget.")
+    assert pts(-0.0004) == '+0.0' and pts(0.012) == '+1.2' and pts(-0.012) == '-1.2'
+
 def test_no_script_hides_a_package(monkeypatch):
     "A script in bench/ or tools/ named like an installed module (bench/onnx.py once was) hides it wherever that folder is on the path"
     import importlib.util
