@@ -9,13 +9,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(*args):
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
+def main_of(script, *args):
+    "`python bench/SCRIPT ARGS` as `main(ARGS)` in this process, as a CompletedProcess (exit code, what it printed)"
+    # these scripts only orchestrate (every timed training they start is its own process): a subprocess for the script itself
+    # would cost seconds of imports per test (CI time), and an uncaught exception shows its traceback here
+    import contextlib, importlib, io
+    if str(ROOT/'bench') not in sys.path: sys.path.insert(0, str(ROOT/'bench'))
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: importlib.import_module(Path(script).stem).main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            if isinstance(e.code, str): print(e.code, file=sys.stderr)  # `sys.exit(message)`: the interpreter would print it
+    return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+
 def test_block_and_data_benchmarks(tmp_path, cifar_root):
-    r = run('bench/bench.py', 'block', '--presets', 'dyn_tiny', '--bs', '8', '--warmup', '0', '--repeats', '1',
+    r = main_of('bench/bench.py', 'block', '--presets', 'dyn_tiny', '--bs', '8', '--warmup', '0', '--repeats', '1',
             '--out', str(tmp_path/'b.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'b.json').read_text())
     assert {o['impl'] for o in d['results']} == {'reference', 'fused'} and d['machine']['torch']
-    r = run('bench/bench.py', 'data', '--data', str(cifar_root), '--n', '500', '--bs', '100', '--repeats', '1',
+    r = main_of('bench/bench.py', 'data', '--data', str(cifar_root), '--n', '500', '--bs', '100', '--repeats', '1',
             '--out', str(tmp_path/'d.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'d.json').read_text())['results'][0]['speedup'] > 0
@@ -60,7 +74,7 @@ def test_gpu_day_rehearsal_on_cpu(tmp_path, cifar_root):
 # Each part of bench/speedrun.py on tiny settings, one test per part (so that pytest-xdist spreads them): the JSON has
 # what the Benchmarks page reads
 def test_speedrun_part_smoke(tmp_path, cifar_root):
-    r = run('bench/speedrun.py', 'speedrun', '--data', str(cifar_root), '--seeds', '0', '--n-jpeg', '100', '--loaded-ok',
+    r = main_of('bench/speedrun.py', 'speedrun', '--data', str(cifar_root), '--seeds', '0', '--n-jpeg', '100', '--loaded-ok',
             '--out', str(tmp_path/'s.json'), '--', '--n-train', '300', '--epochs', '1', '--width', '0.25')
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'s.json').read_text())
@@ -71,25 +85,25 @@ def test_speedrun_part_smoke(tmp_path, cifar_root):
     if d['summary'] is not None: assert set(d['summary']['time_to']) == set(run0['time_to'])
 
 def test_ablation_part_smoke(tmp_path, cifar_root):
-    r = run('bench/speedrun.py', 'ablation', '--data', str(cifar_root), '--seeds', '0', '--n-train', '300', '--epochs', '1',
+    r = main_of('bench/speedrun.py', 'ablation', '--data', str(cifar_root), '--seeds', '0', '--n-train', '300', '--epochs', '1',
             '--n-valid', '200', '--out', str(tmp_path/'a.json'))  # 200 test images: scoring the 1k thrice per arm was most of its time
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'a.json').read_text())
     assert {x['arm'] for x in d['runs']} == {'dynblocks', 'static', 'xresnet18'}
     f = {k: v['flops'] for k, v in d['arms'].items()}
     assert abs(f['static']/f['dynblocks'] - 1) < 0.05 and abs(f['xresnet18']/f['dynblocks'] - 1) < 0.1  # about the same FLOPs
-    r = run('bench/speedrun.py', 'ablation', '--n-valid', '2000')  # JPEG copies would be scored as exact: refused before any work
+    r = main_of('bench/speedrun.py', 'ablation', '--n-valid', '2000')  # JPEG copies would be scored as exact: refused before any work
     assert r.returncode == 2 and 'give 1 to 1000' in r.stderr.splitlines()[-1], r.stderr[-500:]
 
 def test_overhead_part_smoke(tmp_path, cifar_root):
-    r = run('bench/speedrun.py', 'overhead', '--data', str(cifar_root), '--batches', '2', '--data-images', '512',
+    r = main_of('bench/speedrun.py', 'overhead', '--data', str(cifar_root), '--batches', '2', '--data-images', '512',
             '--repeats', '1', '--workers', '0', '--out', str(tmp_path/'o.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'o.json').read_text())
     assert d['training_loop']['ratio'] > 0 and d['data_path']['speedup_vs_best'] > 0
 
 def test_throughput_part_smoke(tmp_path, cifar_root):
-    r = run('bench/speedrun.py', 'throughput', '--data', str(cifar_root), '--widths', '0.25', '0.5', '--bss', '8', '16',
+    r = main_of('bench/speedrun.py', 'throughput', '--data', str(cifar_root), '--widths', '0.25', '0.5', '--bss', '8', '16',
             '--images', '32', '--repeats', '1', '--loaded-ok', '--out', str(tmp_path/'t.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'t.json').read_text())
@@ -98,12 +112,12 @@ def test_throughput_part_smoke(tmp_path, cifar_root):
     assert d['choice']['fastest_bs'] in (8, 16) and 'loaded' in d['load']
 
 def test_memory_part_smoke(tmp_path):
-    r = run('bench/speedrun.py', 'memory', '--presets', 'dyn_tiny', '--bs', '8', '--out', str(tmp_path/'m.json'))
+    r = main_of('bench/speedrun.py', 'memory', '--presets', 'dyn_tiny', '--bs', '8', '--out', str(tmp_path/'m.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path/'m.json').read_text())['runs'][0]['peak_mib'] > 0
 
 def test_onnx_benchmark_smoke(tmp_path):
-    r = run('bench/onnx_speed.py', '--smoke', '--out', str(tmp_path/'o.json'))
+    r = main_of('bench/onnx_speed.py', '--smoke', '--out', str(tmp_path/'o.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'o.json').read_text())
     assert d['machine']['onnxruntime'] and d['command'].startswith('python bench/onnx_speed.py --smoke')
@@ -119,7 +133,7 @@ def test_pays_study_smoke(tmp_path, cifar_root):
     twin = dict(arm='twin', budget='speedrun', seed=0, epochs=1, n_train=500, kw={'n_branches': 1}, recipe={}, acc=.3, acc_tta=.31,
                 train_s=5., run_s=9., train_flops=1, infer_flops=1, params=1, attention=[], other_cores=.01, max_other=99, loaded=False)
     out.write_text(json.dumps(dict(what='pays', runs=[twin, {**twin, 'seed': 1, 'other_cores': 100.}, {**twin, 'seed': 2, 'other_cores': .5, 'loaded': True}])))
-    r = run('bench/pays.py', 'run', '--smoke', '--data', str(cifar_root), '--arms', 'twin', 'best', '--seeds', '0', '--out', str(out),
+    r = main_of('bench/pays.py', 'run', '--smoke', '--data', str(cifar_root), '--arms', 'twin', 'best', '--seeds', '0', '--out', str(out),
             '--max-other', '99')  # beside the other tests (xdist): a smoke run measures nothing, so no run counts as loaded
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     d = json.loads(out.read_text())
