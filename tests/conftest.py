@@ -23,15 +23,22 @@ def cifar(cifar_root):
 TINY_RUN = ['--data', 'sample', '--n-train', '600', '--epochs', '3', '--arch', 'dyn_tiny', '--width', '0.25', '--bs', '50', '--seed', '3']
 
 @pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
     "`dynblocks train TINY_RUN --quiet` once per session, as a user runs it (a subprocess); yields (run folder, its CompletedProcess). "
     "Read-only: a test that writes into a run folder copies it first (`run_copy`)"
-    import subprocess, sys
-    out = tmp_path_factory.mktemp('tiny')/'run'
-    r = subprocess.run([str(Path(sys.executable).parent/'dynblocks'), 'train', *TINY_RUN, '--out', str(out), '--quiet'],
-                       capture_output=True, text=True, env={**os.environ, 'CI': 'true'}, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out, r
+    import json, subprocess, sys
+    from filelock import FileLock
+    # one run for all pytest-xdist workers (their session fixtures are their own: each would train it), as pytest-xdist's docs
+    # share session data: the workers' common temporary folder, and a file lock while the first one trains
+    root = tmp_path_factory.getbasetemp() if worker_id == 'master' else tmp_path_factory.getbasetemp().parent
+    out, done = root/'tiny'/'run', root/'tiny'/'result.json'
+    with FileLock(str(root/'tiny.lock')):
+        if not done.exists():
+            r = subprocess.run([str(Path(sys.executable).parent/'dynblocks'), 'train', *TINY_RUN, '--out', str(out), '--quiet'],
+                               capture_output=True, text=True, env={**os.environ, 'CI': 'true'}, timeout=600)
+            assert r.returncode == 0, r.stderr[-2000:]
+            done.write_text(json.dumps(dict(args=r.args, returncode=r.returncode, stdout=r.stdout, stderr=r.stderr)))
+    return out, subprocess.CompletedProcess(**json.loads(done.read_text()))
 
 def run_copy(tiny_run, dest):
     "A copy of the session's tiny run folder at `dest`, for a test that writes into it"

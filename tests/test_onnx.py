@@ -43,7 +43,7 @@ def test_export_then_predict_through_both(trained, tmp_path, cli):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith(f"wrote {trained/'model.onnx'} (any batch size)") and 'max abs difference' in r.stdout, r.stdout
     assert float(r.stdout.split()[-1]) <= 1e-4
-    a, b = run('predict', trained, *imgs), run('predict', trained/'model.onnx', *imgs)
+    a, b = cli('predict', trained, *imgs), run('predict', trained/'model.onnx', *imgs)  # the ONNX one as a user runs it
     assert a.returncode == 0 and b.returncode == 0, a.stderr[-2000:] + b.stderr[-2000:]
     assert len(a.stdout.splitlines()) == len(imgs) and a.stdout == b.stdout  # file, class and probability to 3 decimals
 
