@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# dynblocks developer commands. Each sets itself up: creates or refreshes .venv and installs dynblocks with its extras.
-#   bash dev.sh train [ARGS]   the main job: `dynblocks train ARGS` (default data: CIFAR-10 if found, else the sample)
-#   bash dev.sh test           the whole test suite: notebooks clean and exported, nbdev-test, pytest
+# dynblocks developer commands. Each sets itself up: creates .venv if missing and installs what the command needs.
+#   bash dev.sh train [ARGS]   the main job: `dynblocks train ARGS` (default data: CIFAR-10 if found, else the sample);
+#                              installs the base package only (torch, fastai and what they need)
+#   bash dev.sh test           the whole test suite: notebooks clean and exported, nbdev-test, pytest; installs the `dev` extra
 #   bash dev.sh docs           the offline docs site in _docs/ and README.md (no Quarto needed)
 #   bash dev.sh docs-check     build the site and check it in headless Chromium (needs Debian's chromium package)
 set -euo pipefail
@@ -9,19 +10,25 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=.venv
 
-setup() {
+installed() {  # $1: 'base' or 'dev'; true if that install is done for this pyproject.toml
+  [ -f "$VENV/.dynblocks-$1" ] && [ "$(cat "$VENV/.dynblocks-$1")" = "$(sha256sum pyproject.toml | cut -d' ' -f1)" ] &&
+    "$VENV/bin/python" -c 'import dynblocks' 2>/dev/null
+}
+
+setup() {  # $1: 'base' (what `dynblocks train` needs) or 'dev' (everything: tests, docs, the extras); safe to re-run
+  local what=$1
   if [ ! -x "$VENV/bin/python" ]; then "$PY" -m venv "$VENV"; fi
-  # reinstall only when the project definition changed (safe and quick to re-run)
-  local stamp="$VENV/.dynblocks-installed" want
-  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VENV/bin/python" -c 'import dynblocks' 2>/dev/null; then
-    echo "dev.sh: installing dynblocks and its extras into $VENV (first run: several minutes)" >&2
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-    echo "$want" > "$stamp"
-    echo "dev.sh: installed in ${SECONDS} s"
+  # reinstall only when the project definition changed; the dev install holds the base one
+  if installed "$what" || { [ "$what" = base ] && installed dev; }; then return; fi
+  local spec=.; [ "$what" = dev ] && spec='.[dev]'
+  echo "dev.sh: installing dynblocks ($what) into $VENV (first run: a few minutes)" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  sha256sum pyproject.toml | cut -d' ' -f1 > "$VENV/.dynblocks-$what"
+  echo "dev.sh: installed ($what) in ${SECONDS} s"
+  if [ "$what" = dev ]; then
+    # the docs-only show_doc renderer (tools/dynblocks_docs.py) on the venv's path, never inside the dynblocks package
+    "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/dynblocks-tools.pth", "w").write(sys.argv[1] + "\n")' "$PWD/tools"
   fi
-  # the docs-only show_doc renderer (tools/dynblocks_docs.py) on the venv's path, never inside the dynblocks package
-  "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/dynblocks-tools.pth", "w").write(sys.argv[1] + "\n")' "$PWD/tools"
 }
 
 check_nbs() {
@@ -43,10 +50,10 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   train)
-    setup
-    exec "$VENV/bin/dynblocks" train "$@" ;;
+    setup base
+    exec "$VENV/bin/dynblocks" train "$@" ;;  # its time budget counts from dynblocks' own start, not this script's
   test)
-    setup
+    setup dev
     check_nbs
     echo "dev.sh: nbdev-test (notebook cells; slow and cuda cells skipped; ${SECONDS} s so far)"
     "$VENV/bin/nbdev-test" --n-workers 2 --timing --cell-timing-min 5  # prints each notebook's time and its cells over 5 s
@@ -58,10 +65,10 @@ case "$cmd" in
     echo "dev.sh: pytest, the timed tests alone (${SECONDS} s so far)"
     "$VENV/bin/python" -m pytest tests -m 'serial and not slow and not browser' --durations=0 ;;
   docs)
-    setup
+    setup dev
     "$VENV/bin/python" tools/build_docs.py "$@" ;;
   docs-check)
-    setup
+    setup dev
     echo "dev.sh: the docs site in headless Chromium (screenshots in _docs/screenshots/; ${SECONDS} s so far)"
     "$VENV/bin/python" -m pytest tests/test_site.py -m browser "$@" ;;
   *)

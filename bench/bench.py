@@ -16,9 +16,15 @@ import torch
 RESULTS = Path(__file__).parent/'results'
 
 
+def cpu_model() -> str:
+    "The CPU's model name (/proc/cpuinfo), which changes between machines of the same kind: a time means something beside it"
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     d = dict(torch=torch.__version__, date=datetime.date.today().isoformat(), python=platform.python_version(),
-             cpu=platform.processor() or platform.machine(), cpu_threads=torch.get_num_threads())
+             cpu=platform.processor() or platform.machine(), cpu_model=cpu_model(), cpu_threads=torch.get_num_threads())
     if torch.cuda.is_available(): d['gpu'] = torch.cuda.get_device_name()
     return d
 

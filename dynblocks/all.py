@@ -8,7 +8,8 @@ Docs: https://dynblocks.github.io/dynblocks/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #caed57f9
-from .core import DynblocksError, MissingFileError, choice, conv_out, mask_url, check_num, check_limit, LIMITS
+from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_out, mask_url, check_num, check_limit, LIMITS,
+                            launched, atomic_write, check_room)
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten)
@@ -21,10 +22,11 @@ from .data import Stats, stats_of, DeviceDL, cifar10_dls
 from .callbacks import StopOnNanLoss, EMA, Checkpoint, load_checkpoint, resume_from, BranchWeights
 from .optim import CrossEntropyKL, Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, Opt, WdMode, make_opt_func
 from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls
-from .learner import dyn_learner, dyn_vision_learner, epoch_time, SlowOnCPUWarning, SLOW_EPOCH
+from .learner import dyn_learner, dyn_vision_learner, pretrained_weights, epoch_time, SlowOnCPUWarning, SLOW_EPOCH
 from .distributed import DistributedDeviceDL
-from .train import RunConfig, resolve_data, train_run
-from .export import save_model, load_model, fit_image, predict_files, load_export, export_onnx, check_onnx, OnnxModel, load_onnx
+from .infer import fit_image, predict_files, OnnxModel, load_onnx
+from .train import RunConfig, resolve_data, train_run, run_bytes
+from .export import save_model, load_model, load_export, export_onnx, check_onnx
 from .tune import dyn_tune, default_space, seed002_space, trial_config, save_study_plots  # Optuna itself loads on first use
 from .reports import REPORTS, report_info, report_facts
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

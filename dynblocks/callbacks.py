@@ -19,7 +19,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.callback.tracker import TerminateOnNaNCallback
 from fastai.torch_core import get_model, rank_distrib, num_distrib
 from torch import Tensor
-from .core import DynblocksError, MissingFileError
+from .core import DynblocksError, MissingFileError, atomic_write
 from .block import DynBlock
 from .dynamize import DynConv2d
 from .models import PatchWhiten
@@ -223,9 +223,11 @@ class Checkpoint(Callback):
         st = dict(model=get_model(self.learn.model).state_dict(), opt=_plain(self.learn.opt.state_dict()), epoch=self.epoch,
                   n_epoch=self.n_epoch, values=[list(map(float, v)) for v in self.learn.recorder.values],
                   rng=_rng_state(), dls=_dls_state(self.learn.dls), cbs=cbs, config=self.config)
-        tmp = fn.with_name(fn.name + '.tmp')
-        torch.save(st, tmp)
-        tmp.replace(fn)  # atomic: an interruption leaves the previous checkpoint whole
+        atomic_write(fn, lambda p: _save(st, p))  # an interruption or a full disk leaves the previous checkpoint whole
+
+def _save(obj, fn:Path):
+    "`torch.save` through a Python file: a full disk is then an `OSError` (ENOSPC), not a `RuntimeError` from torch's writer"
+    with open(fn, 'wb') as f: torch.save(obj, f)
 
 def load_checkpoint(fn,  # a file written by `Checkpoint`
                     map_location='cpu',  # device for its tensors

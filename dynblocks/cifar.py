@@ -10,8 +10,7 @@ import os, pickle, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from fastai.data.external import URLs, untar_data
-from .core import DynblocksError, MissingFileError
+from .core import DynblocksError, MissingFileError, check_num
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'CIFAR10_STATS', 'HALF_STATS', 'MAX_PIXELS', 'find_cifar10', 'sample_path', 'read_image',
@@ -23,10 +22,14 @@ CIFAR10_STATS = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])  # per-chan
 HALF_STATS = ([0.5]*3, [0.5]*3)  # mean = std = 0.5, as reports 003 and 004 normalise
 _IMG_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
 
+_VALID_DIRS = ('test', 'valid', 'val')  # the held-out split's folder: CIFAR-10's `test`, fastai's and Imagenette's `valid`/`val`
+
+def _valid_dir(p:Path) -> Path|None: return next((p/v for v in _VALID_DIRS if (p/v).is_dir()), None)
+
 def _layout(p:Path):
     "'pickle', 'folders' or None for the folder `p`"
     if (p/'data_batch_1').exists() or (p/'test_batch').exists(): return 'pickle'
-    if (p/'train').is_dir() and (p/'test').is_dir(): return 'folders'
+    if (p/'train').is_dir() and _valid_dir(p) is not None: return 'folders'
     return None
 
 def _resolve(p:Path):
@@ -50,6 +53,7 @@ def find_cifar10(path:str|Path|None=None,  # a folder with either layout (or its
         if found: return found, lay
         raise MissingFileError(f"No CIFAR-10 in {str(p)!r}: expected `data_batch_1`…`test_batch` (pickle layout) or "
                                 "`train/<class>/*.png` and `test/<class>/*.png` (fastai layout), there or one folder down.")
+    from fastai.data.external import URLs, untar_data  # here, not at the top: reading an image (`dynblocks predict`) needs no fastai
     cands = []
     if os.environ.get('DYNBLOCKS_DATA'): cands.append(('$DYNBLOCKS_DATA', Path(os.environ['DYNBLOCKS_DATA']).expanduser()))
     cands.append(("fastai's data folder", URLs.path(URLs.CIFAR, c_key='data').with_suffix('')))  # ~/.fastai/data/cifar10
@@ -160,35 +164,51 @@ def read_image(fn:str|Path,  # an image file (PNG, JPEG, BMP, GIF, WebP, TIFF)
         raise DynblocksError(f"{fn} is {a.shape[1]}×{a.shape[0]}; CIFAR-10 images must be {size}×{size}. Resize or remove it.")
     return a
 
-def _read_image(fn:Path, size=32): return read_image(fn, size)
+def _fit(a:np.ndarray, size:int) -> np.ndarray:
+    "An RGB image resized so its shorter side is `size`, then its centre `size`×`size` (fastai's `Resize` in 'crop' mode, without the randomness)"
+    h, w = a.shape[:2]
+    if (h, w) == (size, size): return a
+    s = size/min(h, w)
+    im = Image.fromarray(a).resize((max(size, round(w*s)), max(size, round(h*s))), Image.BILINEAR)
+    l, t = (im.width - size)//2, (im.height - size)//2
+    return np.asarray(im.crop((l, t, l + size, t + size)))
 
-def _load_folders(p:Path):
-    splits, classes = {}, None
-    for split in ('train', 'test'):
-        d = p/split
+def _load_folders(p:Path, size:int|None=None):
+    "Class folders under `p/train` and `p/test` (or `valid`, `val`), any classes, as uint8 arrays of one size"
+    splits, classes, first = {}, None, None
+    for split, d in (('train', p/'train'), ('test', _valid_dir(p))):
         cls = sorted(c.name for c in d.iterdir() if c.is_dir() and not c.name.startswith('.'))
         if classes is None:
+            if len(cls) < 2: raise DynblocksError(f"{d} has {len(cls)} class folder(s); a classifier needs at least 2 (one folder per class).")
             classes = tuple(cls)
-            extra = sorted(set(cls) - set(CIFAR10_CLASSES))
-            if extra: raise DynblocksError(f"{d} has class folders that are not CIFAR-10 classes: {extra}. Remove them or point at the right folder.")
-            if len(cls) != 10: raise DynblocksError(f"{d} has {len(cls)} class folders; CIFAR-10 needs these 10: {list(CIFAR10_CLASSES)}.")
         elif tuple(cls) != classes:
             raise DynblocksError(f"{d} has class folders {cls}, but {p/'train'} has {list(classes)}; they must match.")
         xs, ys = [], []
         for i, c in enumerate(classes):
             files = sorted(f for f in (d/c).iterdir() if f.suffix.lower() in _IMG_EXTS)
             if not files: raise DynblocksError(f"Class folder {d/c} has no images.")
-            xs += [_read_image(f) for f in files]; ys += [i]*len(files)
+            for f in files:
+                a = read_image(f)
+                if size is not None: a = _fit(a, size)
+                elif first is None: first = (f, a.shape)
+                elif a.shape != first[1]:
+                    raise DynblocksError(f"{f} is {a.shape[1]}×{a.shape[0]}, {first[0].name} {first[1][1]}×{first[1][0]}: the images of a data "
+                                         "set must share one size; pass `size` (--size N) to resize them all to N×N.")
+                xs.append(a); ys.append(i)
         splits[split] = (np.stack(xs), np.array(ys, dtype=np.int64))
     return dict(**splits, classes=classes)
 
 # %% ../nbs/03_cifar.ipynb #e10445c8
 def load_cifar10(path:str|Path|None=None,  # as for `find_cifar10`
                  download:bool=True,  # allow `untar_data(URLs.CIFAR)`
+                 size:int|None=None,  # resize every image to `size`×`size` (shorter side, then the centre; default: keep their one size)
                 ) -> dict:
-    "Arrays of CIFAR-10: `{'train': (x, y), 'test': (x, y), 'classes': names}` with `x` uint8 (N, 32, 32, 3)"
+    "Arrays of CIFAR-10, or of any class folders: `{'train': (x, y), 'test': (x, y), 'classes': names}` with `x` uint8 (N, H, W, 3)"
     p, lay = find_cifar10(path, download)
-    res = _load_pickles(p) if lay == 'pickle' else _load_folders(p)
+    if size is not None: check_num(size, 'size', 8, 512, whole=True)
+    res = _load_pickles(p) if lay == 'pickle' else _load_folders(p, size)
+    if lay == 'pickle' and size not in (None, 32):
+        res = {**res, **{k: (np.stack([_fit(a, size) for a in res[k][0]]), res[k][1]) for k in ('train', 'test')}}
     res['path'], res['layout'] = p, lay
     return res
 

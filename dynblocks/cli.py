@@ -7,14 +7,8 @@ Docs: https://dynblocks.github.io/dynblocks/cli.html.md"""
 # %% ../nbs/14_cli.ipynb #66429c77
 from __future__ import annotations
 import argparse, json, sys, time, warnings
-from dataclasses import fields
 from pathlib import Path
-# fastai 2.8 uses `torch.jit.script`, which torch 2.14 deprecates: a warning a user of the command cannot act on
-warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
-from .core import DynblocksError, MissingFileError, mask_url
-from .models import list_models, model_info
-from .recipes import Precision, list_recipes, recipe as get_recipe
-from .train import RunConfig, resolve_data, train_run, launched
+from .core import DynblocksError, MissingFileError, mask_url, launched
 
 # %% auto #0
 __all__ = ['make_parser', 'config_from_args', 'train', 'main']
@@ -40,19 +34,21 @@ def _json_object(s):
 
 def make_parser() -> argparse.ArgumentParser:
     "The `dynblocks` argument parser, with its subcommands; `train` flags are `RunConfig` fields"
-    d = get_recipe('default')
+    # built from the standard library alone: `--help` and a mistyped flag never wait for torch or fastai. Names of models,
+    # recipes, optimisers and precisions are checked where they are used (`RunConfig`), with the valid ones in the message.
     p = argparse.ArgumentParser(prog='dynblocks', description='Dynamic-block CNNs for fastai.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model and print its test accuracy')
-    t.add_argument('--recipe', choices=list_recipes(), default='default', help="a report's recipe (default: 'default')")
-    t.add_argument('--arch', choices=list_models(), default=None, help=f"model (default: the recipe's; 'default': {d.arch})")
-    t.add_argument('--epochs', type=_pos_int, default=None, help=f"epochs (default: the recipe's; 'default': {d.epochs})")
-    t.add_argument('--bs', type=_pos_int, default=None, help=f"batch size (default: the recipe's; 'default': {d.bs})")
-    t.add_argument('--lr', type=_pos_float, default=None, help=f"peak learning rate (default: the recipe's; 'default': {d.lr:g})")
-    t.add_argument('--opt', choices=['sgd', 'nesterov', 'adam'], default=None, help=f"optimiser (default: the recipe's; 'default': {d.opt})")
-    t.add_argument('--wd', type=float, default=None, help=f"weight decay (default: the recipe's; 'default': {d.wd:g})")
-    t.add_argument('--ls', type=float, default=None, help=f"label smoothing (default: the recipe's; 'default': {d.ls:g})")
-    t.add_argument('--budget', type=float, default=None, help="seconds from launch to exit: the passes are planned from the measured "
+    t.add_argument('--recipe', default='default', help="a recipe from `dynblocks recipes` (default: 'default', one minute of dyn_tiny)")
+    t.add_argument('--arch', default=None, help="a model from `dynblocks models`, or another library's: torchvision:NAME, "
+                   "timm:NAME, fastai:NAME, made dynamic with --arch-kw '{\"dynamize\": {\"n_branches\": 2}}' (default: the recipe's)")
+    t.add_argument('--epochs', type=_pos_int, default=None, help="epochs (default: the recipe's, or its time budget)")
+    t.add_argument('--bs', type=_pos_int, default=None, help="batch size (default: the recipe's)")
+    t.add_argument('--lr', type=_pos_float, default=None, help="peak learning rate (default: the recipe's)")
+    t.add_argument('--opt', default=None, help="optimiser: sgd, nesterov or adam (default: the recipe's)")
+    t.add_argument('--wd', type=float, default=None, help="weight decay (default: the recipe's)")
+    t.add_argument('--ls', type=float, default=None, help="label smoothing (default: the recipe's)")
+    t.add_argument('--budget', type=float, default=None, help="seconds from dynblocks' start to exit: the passes are planned from the measured "
                    "speed and the run ends inside them (0: no budget; default: the recipe's, unless --epochs is given)")
     t.add_argument('--anneal', type=_pos_float, default=None, help="anneal the dynamic blocks' gate temperature from this value "
                    "(e.g. 30) to 1 over the first 30 %% of training (default: the recipe's)")
@@ -60,6 +56,8 @@ def make_parser() -> argparse.ArgumentParser:
                    "looks, else downloaded), or a folder; default: cifar10 if found, else the sample")
     t.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')
     t.add_argument('--n-valid', type=_pos_int, default=None, help='the first N validation images')
+    t.add_argument('--size', type=_pos_int, default=None, help='resize the images to N×N (shorter side, then the centre); '
+                   'needed for image folders whose images differ in size')
     t.add_argument('--width', type=_pos_float, default=None, help='channel multiplier of the model')
     t.add_argument('--arch-kw', type=_json_object, default=None,
                    help='other model options as a JSON object, e.g. \'{"widths": [16, 32, 64, 128], "ks": 5}\' for se_resnet')
@@ -67,7 +65,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help='other recipe fields as a JSON object, e.g. \'{"lookahead": 0.95, "tta": "flip_shift"}\' (see `dynblocks recipes`)')
     t.add_argument('--n-branches', type=_pos_int, default=None, help='branches per dynamic block')
     t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--precision', choices=[m.value for m in Precision], default=None,
+    t.add_argument('--precision', default=None,
                    help="fp32, or fp16/bf16 mixed precision on a GPU (default: the recipe's where the GPU supports it)")
     t.add_argument('--fp16', dest='precision', action='store_const', const='fp16', help='same as --precision fp16')
     t.add_argument('--bf16', dest='precision', action='store_const', const='bf16', help='same as --precision bf16')
@@ -89,8 +87,8 @@ def make_parser() -> argparse.ArgumentParser:
     tu.add_argument('--space', choices=['default', 'seed002'], default='default',
                     help="search space: ours ('default') or report 002's ('seed002', with its recipe)")
     tu.add_argument('--epochs', type=_pos_int, default=None, help="epochs per trial (default: 3; the recipe's for --space seed002)")
-    tu.add_argument('--recipe', choices=list_recipes(), default=None, help="the recipe every trial starts from (default: the space's)")
-    tu.add_argument('--arch', choices=list_models(), default=None, help="model (default: the recipe's)")
+    tu.add_argument('--recipe', default=None, help="the recipe every trial starts from (default: the space's)")
+    tu.add_argument('--arch', default=None, help="a model from `dynblocks models` (default: the recipe's)")
     tu.add_argument('--storage', default=None, help='sqlite:///study.db or any database URL (default: in memory)')
     tu.add_argument('--study', default='dynblocks', help='study name')
     tu.add_argument('--monitor', choices=['valid_loss', 'valid_accuracy'], default='valid_loss')
@@ -117,13 +115,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/14_cli.ipynb #2f532e31
 def config_from_args(args,  # `dynblocks train` arguments, parsed by `make_parser()`
-                    ) -> RunConfig:
+                    ):
     "The `RunConfig` that parsed `dynblocks train` arguments describe"
+    from dataclasses import fields
+    from dynblocks.train import RunConfig
     return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)})
 
-def _resumed_config(args) -> RunConfig:
+def _resumed_config(args):
     "The configuration saved in the checkpoint of `--out`, with any flag the user gave checked against it"
     from dynblocks.callbacks import load_checkpoint
+    from dynblocks.train import RunConfig
     saved = load_checkpoint(Path(args.out)/'checkpoint.pth').get('config')
     if not saved: raise DynblocksError(f"The checkpoint in {args.out} holds no run configuration; resume with the same flags as the run.")
     defaults = config_from_args(make_parser().parse_args(['train'])).to_dict()
@@ -135,6 +136,7 @@ def _resumed_config(args) -> RunConfig:
 
 def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
     "Run `dynblocks train` with parsed `args` through `train_run`; returns the `Learner`"
+    from dynblocks.train import train_run
     if args.resume:
         if args.out is None: raise DynblocksError("--resume needs --out: the folder of the run to continue.")
         if args.overwrite: raise DynblocksError("--resume continues the run in --out and --overwrite replaces it: choose one.")
@@ -142,7 +144,7 @@ def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
     else: cfg = config_from_args(args)
     if args.from_study and not args.resume: cfg = _best_trial(cfg, args.from_study, args.storage)
     if cfg.out is None: cfg.out = f"runs/{cfg.resolved().arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try: return train_run(cfg, resume=args.resume, bars=False if args.quiet else None, overwrite=args.overwrite, t0=launched())  # a budget counts from launch
+    try: return train_run(cfg, resume=args.resume, bars=False if args.quiet else None, overwrite=args.overwrite, t0=launched())  # a budget counts from dynblocks' start
     except KeyboardInterrupt:
         out = Path(cfg.out).absolute()
         raise SystemExit(f"interrupted: the last finished epoch is checkpointed in {out/'checkpoint.pth'}; "
@@ -152,6 +154,7 @@ def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
 def _tune(args):
     "Run `dynblocks tune`: an Optuna study, then its plots"
     from dynblocks.tune import dyn_tune, save_study_plots
+    from dynblocks.train import resolve_data
     path, desc = resolve_data(args.data)
     print(f"dynblocks tune: study {args.study!r} ({mask_url(args.storage) or 'in memory'}) on {desc}", flush=True)
     st = dyn_tune(path, n_trials=args.trials, epochs=args.epochs, arch=args.arch, recipe=args.recipe, space=args.space, storage=args.storage,
@@ -161,7 +164,7 @@ def _tune(args):
     save_study_plots(st, out)
     print(f"best {args.monitor}: {st.best_value:.4f} with {json.dumps(st.best_params)}; plots in {out}", flush=True)
 
-def _best_trial(cfg:RunConfig, name:str, storage:str|None) -> RunConfig:
+def _best_trial(cfg, name:str, storage:str|None):  # a `RunConfig`, the study's name and storage URL
     "`cfg` with the parameters of the best trial of the Optuna study `name`"
     from dynblocks.tune import _optuna, trial_config
     optuna = _optuna()
@@ -181,6 +184,7 @@ def _best_trial(cfg:RunConfig, name:str, storage:str|None) -> RunConfig:
 # %% ../nbs/14_cli.ipynb #7e9edbbd
 def _models(args):
     "Print the registry: source report, parameters, forward FLOPs at 32×32"
+    from dynblocks.models import list_models, model_info
     rows = [model_info(n) for n in list_models()]
     if args.json: return print(json.dumps(rows, indent=2))
     print(f"{'model':<12}{'report':>8}{'params (M)':>12}{'GFLOPs':>9}  description")
@@ -188,6 +192,7 @@ def _models(args):
 
 def _recipes(args):
     "Print the recipes"
+    from dynblocks.recipes import list_recipes, recipe as get_recipe
     for n in list_recipes():
         r = get_recipe(n)
         print(f"{n:<15} {r.arch:<11} {r.lib}:{r.opt}/{r.wd_mode} lr={r.lr:g} wd={r.wd:g} {r.schedule} {r.epochs} epochs bs={r.bs} "
@@ -195,11 +200,13 @@ def _recipes(args):
 
 def _predict(args):
     "Print class and probability for each image: the safe model of a run by default, a fastai export only if asked"
-    from dynblocks.export import load_model, predict_files, load_export, fit_image
+    # an ONNX file loads NumPy, Pillow and onnxruntime only; a run folder torch and the model's code; fastai only for a pickle
+    from dynblocks.infer import predict_files, fit_image
     p = Path(args.model)
     for fn in args.images:
         if not Path(fn).exists(): raise MissingFileError(f"No image at {fn}.")
     if p.suffix == '.pkl':
+        from dynblocks.export import load_export
         from fastai.vision.core import PILImage
         learn = load_export(p, trust_pickle=args.unsafe_pickle)
         size = (getattr(learn, 'model_meta', None) or {}).get('size', 32)
@@ -210,9 +217,11 @@ def _predict(args):
             print(f"{fn}\t{cls}\t{float(probs[i]):.3f}")
         return
     if p.suffix == '.onnx':
-        from dynblocks.export import load_onnx
+        from dynblocks.infer import load_onnx
         model = load_onnx(p)  # a graph and tensors: opening it runs no code
-    else: model = load_model(p)
+    else:
+        from dynblocks.export import load_model
+        model = load_model(p)
     for r in predict_files(model, list(args.images)):
         if r['resized_from']:
             w, h = r['resized_from']; s = model.meta['size']
@@ -232,11 +241,19 @@ def _export(args):
     print(f"wrote {fn} ({'any batch size' if args.batch is None else f'batches of {args.batch}'}); "
           f"onnxruntime against PyTorch: max abs difference of the logits {d:.1e}")
 
+_UPSTREAM = [  # (message, category) of warnings from fastai and matplotlib that a user of the command cannot act on
+    (r'`torch\.jit\.script` is deprecated', FutureWarning),  # fastai 2.8 under torch 2.14
+    (r'.*__array__ implementation doesn\'t accept a copy keyword', DeprecationWarning),  # matplotlib on NumPy 2
+    (r'.*np\.core', DeprecationWarning),  # fastai's `np.core` on NumPy 2
+]
+
 def main(argv:list|None=None):  # arguments (default: the command line's)
     "Entry point of the `dynblocks` command: a user's mistake (`DynblocksError`) prints one line and exits 2; a bug keeps its traceback"
     p = make_parser()
     args = p.parse_args(argv)
-    try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune, 'export': _export}[args.cmd](args)
-    except DynblocksError as e:
-        msg, st = str(e), getattr(args, 'storage', None)
-        p.exit(2, f"dynblocks {args.cmd}: error: {msg.replace(st, mask_url(st)) if st else msg}\n")
+    with warnings.catch_warnings():  # for this command only: importing dynblocks changes no filter of the process
+        for msg, cat in _UPSTREAM: warnings.filterwarnings('ignore', message=msg, category=cat)
+        try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune, 'export': _export}[args.cmd](args)
+        except DynblocksError as e:
+            msg, st = str(e), getattr(args, 'storage', None)
+            p.exit(2, f"dynblocks {args.cmd}: error: {msg.replace(st, mask_url(st)) if st else msg}\n")

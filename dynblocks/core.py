@@ -6,12 +6,13 @@ Docs: https://dynblocks.github.io/dynblocks/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c5b99c5e
 from __future__ import annotations
-import difflib, math
+import difflib, errno, math, os, shutil, tempfile, time
 from enum import Enum
+from pathlib import Path
 
 # %% auto #0
 __all__ = ['LIMITS', 'DynblocksError', 'MissingFileError', 'choice', 'unknown', 'check_num', 'check_limit', 'mask_url',
-           'conv_out']
+           'launched', 'WriteError', 'atomic_write', 'check_room', 'conv_out']
 
 # %% ../nbs/00_core.ipynb #afcd7c6a
 class DynblocksError(ValueError):
@@ -94,6 +95,67 @@ def mask_url(url:str|None,  # e.g. a storage URL of Optuna
     try: pw = urlsplit(url).password
     except ValueError: pw = None
     return url.replace(f':{pw}@', ':***@', 1) if pw else url
+
+# %% ../nbs/00_core.ipynb #7c237d3a
+_STARTED = time.time()  # set once per process, at the first import of dynblocks: the one value `launched` reads
+
+def launched() -> float:
+    "When dynblocks was first imported in this process, in `time.time()` seconds: what a command's time budget counts from"
+    return _STARTED
+
+# %% ../nbs/00_core.ipynb #7fec9583
+class WriteError(DynblocksError):
+    "A file could not be written (a full disk, a quota, no permission, an I/O error): the message names the file and the cause"
+    def __init__(self, msg:str, file=None):  # the one-line message; the file or folder it is about
+        super().__init__(msg)
+        self.msg, self.file = msg, file  # kept apart: fastai prefixes the message of an error raised in a callback
+
+_FULL = 1 << 20  # bytes free under which a failed write is put down to a full disk
+
+def _cause(e:BaseException, folder:Path) -> str|None:
+    "Why a write failed, in words, or `None` if it was not the file system's doing (a bug: the caller re-raises)"
+    if isinstance(e, OSError) and e.errno: return os.strerror(e.errno)
+    if isinstance(e, OSError): return str(e) or type(e).__name__
+    # `torch.save` to a path reports a full disk as a RuntimeError ("unexpected pos …"): ask the file system
+    try: full = shutil.disk_usage(folder).free < _FULL
+    except OSError: full = False
+    return os.strerror(errno.ENOSPC) if full and isinstance(e, RuntimeError) else None
+
+def atomic_write(fn:str|Path,  # the file to write
+                 write,  # `write(tmp)` fills the temporary file `tmp` (a `Path` beside `fn`, with the same extension)
+                ) -> Path:
+    "Write `fn` whole or not at all: `write` fills a temporary file that then replaces `fn`; on failure no temporary file remains and a `WriteError` names `fn` and the cause"
+    fn = Path(fn)
+    tmp = fn.with_name(f'.tmp-{fn.name}')  # keeps the extension, which matplotlib and torch read
+    try:
+        write(tmp)
+        os.replace(tmp, fn)
+    except BaseException as e:
+        cause = _cause(e, fn.parent) if isinstance(e, Exception) else None  # measured before the temporary file is removed
+        try: tmp.unlink(missing_ok=True)
+        except OSError: pass
+        if cause is None: raise
+        raise WriteError(f"Cannot write {fn}: {cause}.", fn) from e
+    return fn
+
+def _fmt_bytes(n): return f"{n/2**30:.1f} GB" if n >= 2**30 else f"{n/2**20:.1f} MB" if n >= 2**20 else f"{n/2**10:.0f} kB"
+
+def check_room(folder:str|Path,  # the folder a job will write to (made if missing)
+               need:int,  # bytes the job will write there at most (the caller's estimate)
+               what:str='the run',  # what will write, for the message
+              ) -> int:
+    "Bytes free in `folder`, after checking it can be written and holds `need` bytes; else a one-line `WriteError` with the space needed and free"
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'): pass  # the rights that count: the file system's
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        raise WriteError(f"Cannot write to {folder}: {_cause(e, folder)}; choose another folder (--out) or fix its permissions.", folder) from None
+    if free < need:
+        raise WriteError(f"{folder} has {_fmt_bytes(free)} free; {what} needs about {_fmt_bytes(need)}: free some space "
+                         "or choose a folder on another disk (--out).", folder)
+    return free
 
 # %% ../nbs/00_core.ipynb #6756613d
 def conv_out(size:int,  # input height (= width)

@@ -8,26 +8,23 @@ Docs: https://dynblocks.github.io/dynblocks/export.html.md"""
 from __future__ import annotations
 import contextlib, copy, inspect, io, json, math
 from pathlib import Path
-import numpy as np
 import torch
-from torch import nn, Tensor
-from PIL import Image
-from fastai.data.transforms import Normalize
-from fastai.torch_core import get_model
-from .core import DynblocksError, MissingFileError, LIMITS, check_num, check_limit, unknown
+from torch import nn
+from .core import DynblocksError, MissingFileError, check_num, check_limit, unknown, atomic_write
 from .block import DynBlock, set_impl
-from .models import MODELS, DynNet, Head, create_model, list_models
-from .cifar import read_image
+from .models import MODELS, DynNet, Head, create_model, list_models, check_model
+from .dynamize import dynamize
+from .infer import ONNX_FORMAT, _ONNX_META, _need_onnx, _check_io, OnnxModel, load_onnx, predict_files, fit_image
 
 # %% auto #0
-__all__ = ['FORMAT', 'MAX_PARAMS', 'ONNX_FORMAT', 'save_model', 'load_model', 'fit_image', 'predict_files', 'load_export',
-           'OnnxModel', 'load_onnx', 'check_onnx', 'export_onnx']
+__all__ = ['FORMAT', 'MAX_PARAMS', 'save_model', 'load_model', 'load_export', 'check_onnx', 'export_onnx']
 
 # %% ../nbs/12_export.ipynb #3de0d9d3
 FORMAT = 'dynblocks-model-1'  # the `format` field of `model.json`
 
 def _normalisation(dls):
     "(mean, std) of the `Normalize` in `dls.after_batch`, as lists"
+    from fastai.data.transforms import Normalize  # here: loading a model (`dynblocks predict`) needs no fastai
     for t in getattr(getattr(dls, 'after_batch', None), 'fs', []):
         if isinstance(t, Normalize): return t.mean.flatten().tolist(), t.std.flatten().tolist()
     return None
@@ -36,7 +33,7 @@ def save_model(learn,  # a learner from `dyn_learner` with a registry model (`ar
                folder:str|Path,  # where to write `model.safetensors` and `model.json`
               ) -> Path:
     "Save the model as safetensors weights plus a JSON that rebuilds it; returns the JSON's path"
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     meta = getattr(learn, 'model_meta', None)
     if meta is None:
         raise DynblocksError("Only a model built by name from the registry (`dyn_learner(dls, 'dyn_tiny')`) can be saved in the "
@@ -46,12 +43,10 @@ def save_model(learn,  # a learner from `dyn_learner` with a registry model (`ar
                                            "`act_cls`), so the safe format cannot record them; use `learn.export()`.") from None
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     info = dict(format=FORMAT, **meta, vocab=[str(v) for v in getattr(learn.dls, 'vocab', [])], normalize=_normalisation(learn.dls))
+    from fastai.torch_core import get_model
     sd = {k: v.detach().cpu().contiguous() for k, v in get_model(learn.model).state_dict().items()}
-    tmp = folder/'.tmp-model.safetensors'
-    save_file(sd, str(tmp)); tmp.replace(folder/'model.safetensors')
-    tmp = folder/'.tmp-model.json'
-    tmp.write_text(json.dumps(info, indent=2)); tmp.replace(folder/'model.json')
-    return folder/'model.json'
+    atomic_write(folder/'model.safetensors', lambda f: f.write_bytes(save(sd)))  # bytes through Python: a full disk is an OSError
+    return atomic_write(folder/'model.json', lambda f: f.write_text(json.dumps(info, indent=2)))
 
 def _files(path):
     "(json, safetensors) paths for a run folder, a `model.json` or a `model.safetensors`"
@@ -71,17 +66,6 @@ _TYPES = {'int': (int,), 'float': (int, float), 'bool': (bool,), 'str': (str,), 
 
 def _short(v): return v if isinstance(v, str) and len(v) <= 64 else f"{str(v)[:60]}…"  # a value from a file, for a message
 
-def _check_io(meta:dict):
-    "The fields `predict_files` reads (`n_in`, `n_out`, `size`, `vocab`, `normalize`), checked against `LIMITS`"
-    for k in ('n_in', 'n_out', 'size'): check_num(meta[k], k, *LIMITS[k])  # (lowest, highest, whole): a number, never null
-    v, nz, c = meta['vocab'], meta['normalize'], int(meta['n_in'])
-    if not (isinstance(v, list) and len(v) <= meta['n_out'] and all(isinstance(x, str) and len(x) <= 200 for x in v)):
-        raise DynblocksError(f"`vocab` must be a list of at most n_out={meta['n_out']} class names (strings of up to 200 characters).")
-    if nz is None: return
-    if not (isinstance(nz, list) and len(nz) == 2 and all(isinstance(r, list) and len(r) == c for r in nz)):
-        raise DynblocksError(f"`normalize` must be null or [mean, std], each a list of n_in={c} numbers.")
-    check_limit('mean', nz[0], 'normalize mean'); check_limit('std', nz[1], 'normalize std')
-
 def _options(f, skip=()) -> dict:
     "{option: annotation} of the function `f`, without `skip` and `*args`/`**kwargs`"
     return {k: p.annotation for k, p in inspect.signature(f).parameters.items()
@@ -89,6 +73,7 @@ def _options(f, skip=()) -> dict:
 
 def _accepted(arch:str) -> dict:
     "{option: annotation} that `create_model(arch, **kw)` takes: the model function's own, then (through its `**kwargs`) `DynNet`'s and `DynBlock`'s"
+    if ':' in arch: return {'dynamize': 'dict|None'}  # another library's model: built by name, its one option `dynamize`'s
     f = MODELS[arch]
     acc = _options(f, ('n_in', 'n_out'))
     if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(f).parameters.values()):
@@ -118,8 +103,9 @@ def _check_kw(kw, acc:dict, arch:str, label:str):
             if isinstance(x, float): check_num(x, f'{label}.{k}')  # JSON's NaN and Infinity
             if isinstance(x, str) and len(x) > 64: raise DynblocksError(f"`{label}.{k}` must be a short name, got {x!r:.80}….")
         if isinstance(v, dict):
-            if k != 'head': raise DynblocksError(f"`{label}.{k}` must not be an object, got {v!r:.80}.")
-            _check_kw(v, _options(Head.__init__, ('ni', 'n_out')), 'Head', f'{label}.{k}')
+            if k not in ('head', 'dynamize'): raise DynblocksError(f"`{label}.{k}` must not be an object, got {v!r:.80}.")
+            if k == 'head': _check_kw(v, _options(Head.__init__, ('ni', 'n_out')), 'Head', f'{label}.{k}')
+            else: _check_kw(v, _options(dynamize, ('model',)), 'dynamize', f'{label}.{k}')
 
 def _model_shapes(arch, n_in, n_out, kw, size:int|None=None) -> dict:
     "{name: shape} of the state dict of `create_model(arch, …, **kw)`, built on the meta device (no memory, no random numbers); checks `size` against its smallest input"
@@ -147,7 +133,9 @@ def _check_meta(meta, st:Path, max_params:int) -> dict:
         raise DynblocksError(f"it is not a {FORMAT} file (it needs {sorted(_META)}); save the model with `save_model`.")
     for k in meta:
         if k not in _META: unknown('field', _short(k), _META)
-    if not isinstance(meta['arch'], str) or meta['arch'] not in list_models(): unknown('`arch`', _short(meta['arch']), list_models())
+    if not isinstance(meta['arch'], str) or (':' not in meta['arch'] and meta['arch'] not in list_models()):
+        unknown('`arch`', _short(meta['arch']), list_models())
+    check_model(meta['arch'])  # another library's model: a name it builds (from its own code, never the file's)
     _check_io(meta)
     _check_kw(meta['model_kw'], _accepted(meta['arch']), meta['arch'], 'model_kw')
     arch, kw, n_in, n_out = meta['arch'], meta['model_kw'], int(meta['n_in']), int(meta['n_out'])
@@ -188,38 +176,6 @@ def load_model(path:str|Path,  # a run folder, its `model.json` or its `model.sa
     return model
 
 # %% ../nbs/12_export.ipynb #56e8cb64
-def fit_image(fn:str|Path,  # an image file
-              size:int,  # the model's input height and width
-             ) -> tuple:
-    "`(image, resized_from)`: the file as RGB uint8 (`size`, `size`, 3), bilinearly resized if it was another size"
-    a = read_image(fn)
-    if a.shape[:2] == (size, size): return a, None
-    return np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)), (a.shape[1], a.shape[0])
-
-def predict_files(model:nn.Module,  # from `load_model`, or an `OnnxModel` from `load_onnx` (both carry `model.meta`)
-                  files:list,  # image files
-                  bs:int=64,  # images per forward pass
-                 ) -> list:
-    "`{'file', 'class', 'prob', 'resized_from'}` for each image file, preprocessed as the model's training data"
-    meta = getattr(model, 'meta', None)
-    if meta is None: raise DynblocksError("`predict_files` needs a model from `load_model` or `load_onnx` (it carries the preprocessing).")
-    _check_io(meta)  # as `load_model` and `load_onnx` checked it: a `meta` changed since cannot make a huge image
-    size, vocab = int(meta['size']), list(meta['vocab'])
-    dev = model.device if hasattr(model, 'device') else next(model.parameters()).device  # an `OnnxModel` says 'cpu'
-    res = []
-    for i in range(0, len(files), bs):
-        chunk = files[i:i+bs]
-        imgs, froms = zip(*[fit_image(f, size) for f in chunk])
-        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255).to(dev)  # (B, 3, size, size)
-        if meta['normalize']:
-            mean, std = (torch.tensor(v, device=dev).reshape(1, -1, 1, 1) for v in meta['normalize'])
-            x = (x - mean)/std
-        with torch.no_grad(): p = model(x).float().softmax(1)
-        conf, idx = p.max(1)
-        res += [dict(file=str(f), **{'class': vocab[j] if j < len(vocab) else str(j)}, prob=float(c), resized_from=r)
-                for f, j, c, r in zip(chunk, idx.tolist(), conf.tolist(), froms)]
-    return res
-
 def load_export(fn:str|Path,  # a `model.pkl` from `learn.export()`
                 trust_pickle:bool=False,  # you trust whoever made the file: unpickling it can run any code it holds
                ):
@@ -233,84 +189,6 @@ def load_export(fn:str|Path,  # a `model.pkl` from `learn.export()`
     return load_learner(fn)
 
 # %% ../nbs/12_export.ipynb #76878d27
-ONNX_FORMAT = 'dynblocks-onnx-1'  # the `format` field of the `dynblocks` metadata of an ONNX file
-_ONNX_META = ('arch', 'model_kw', 'n_in', 'n_out', 'size', 'vocab', 'normalize')  # from `model.json`
-_REEXPORT = "re-export it with `dynblocks export RUN --onnx`"
-
-def _need_onnx(what, *mods):
-    "The modules `mods`, or a one-line `DynblocksError` naming the extra"
-    import importlib
-    try: return [importlib.import_module(m) for m in mods]
-    except ImportError as e:
-        raise DynblocksError(f"{what} needs the optional extra: pip install 'dynblocks[onnx]' ({e.name or e} is not installed).") from None
-
-class OnnxModel:
-    "An ONNX file from `export_onnx` in an onnxruntime session on the CPU, called like the PyTorch model"
-    def __init__(self,
-                 fn:str|Path,  # an ONNX file written by `export_onnx` (`dynblocks export RUN --onnx`)
-                 threads:int|None=None,  # onnxruntime's threads within an operator (default: onnxruntime's choice)
-                ):
-        ort, = _need_onnx('ONNX inference', 'onnxruntime')
-        self.fn = fn = Path(fn)
-        if not fn.is_file(): raise MissingFileError(f"No ONNX file at {fn}: write one with `dynblocks export RUN --onnx`.")
-        so = ort.SessionOptions()
-        so.log_severity_level = 4  # fatal only: a user sees our one line, not onnxruntime's log
-        if threads: so.intra_op_num_threads = int(threads)
-        self._run_opts = ort.RunOptions(); self._run_opts.log_severity_level = 4
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints its retries on the CPU to stdout
-                self.session = ort.InferenceSession(str(fn), so, providers=['CPUExecutionProvider'],
-                                                    read_config_from_model=0)  # the file sets none of the session's options
-        except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail, InvalidGraph, …) derive from Exception only
-            why = (str(e).split('failed:', 1)[-1].strip().splitlines() or [''])[0][:200]
-            raise DynblocksError(f"{fn} is not a readable ONNX file ({type(e).__name__}: {why}); {_REEXPORT}.") from None
-        raw = self.session.get_modelmeta().custom_metadata_map.get('dynblocks')
-        if raw is None: raise DynblocksError(f"{fn} has no dynblocks metadata (it was not written by `export_onnx`); {_REEXPORT}.")
-        try: meta = json.loads(raw)
-        except ValueError as e: raise DynblocksError(f"{fn}: its dynblocks metadata is not valid JSON ({e}); {_REEXPORT}.") from None
-        need = {'format', 'batch', *_ONNX_META}
-        if not isinstance(meta, dict) or meta.get('format') != ONNX_FORMAT or not need <= set(meta):
-            raise DynblocksError(f"{fn}: its dynblocks metadata is not a {ONNX_FORMAT} record (it needs {sorted(need)}); {_REEXPORT}.")
-        try: _check_io(meta)  # the preprocessing `predict_files` reads: a size, the class names, the normalisation
-        except DynblocksError as e: raise DynblocksError(f"{fn}: its dynblocks metadata: {str(e).rstrip('.')}; {_REEXPORT}.") from None
-        ins = self.session.get_inputs()
-        if len(ins) != 1 or len(ins[0].shape) != 4:
-            raise DynblocksError(f"{fn} does not take one batch of images (its inputs: {[(i.name, i.shape) for i in ins]}); {_REEXPORT}.")
-        b = ins[0].shape[0]
-        self.batch = b if isinstance(b, int) else None  # from the graph itself: None for any batch size
-        self.meta, self.device, self._input = meta, torch.device('cpu'), ins[0].name
-
-    def __call__(self, x:Tensor) -> Tensor:
-        "Logits (B, n_out) of a float batch (B, n_in, size, size)"
-        x = torch.as_tensor(x)
-        c, s, n_out = int(self.meta['n_in']), int(self.meta['size']), int(self.meta['n_out'])
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
-            raise DynblocksError(f"{self.fn} takes a float batch (B, {c}, {s}, {s}), got {tuple(x.shape)}.")
-        a = x.detach().to('cpu', torch.float32).contiguous().numpy()
-        def run(v):
-            try: return self.session.run(None, {self._input: v}, self._run_opts)[0]
-            except Exception as e:  # the shape was checked above: what fails now is in the file (e.g. damaged)
-                why = (str(e).strip().splitlines() or [''])[0][:200]
-                raise DynblocksError(f"{self.fn} fails in onnxruntime ({type(e).__name__}: {why}); {_REEXPORT}.") from None
-        if len(a) == 0: return torch.zeros(0, n_out)
-        if self.batch is None: return torch.from_numpy(run(a))
-        outs = []
-        for i in range(0, len(a), self.batch):  # a fixed-batch file: chunks of `batch`, the last one zero-padded
-            v = a[i:i+self.batch]; k = len(v)
-            if k < self.batch: v = np.concatenate([v, np.zeros((self.batch - k, *v.shape[1:]), v.dtype)])
-            outs.append(run(v)[:k])
-        return torch.from_numpy(np.concatenate(outs))
-
-    def __repr__(self):
-        return f"OnnxModel({str(self.fn)!r}, arch={self.meta['arch']!r}, batch={self.batch or 'any'})"
-
-def load_onnx(fn:str|Path,  # an ONNX file written by `export_onnx` (`dynblocks export RUN --onnx`)
-              threads:int|None=None,  # onnxruntime's threads within an operator (default: onnxruntime's choice)
-             ) -> OnnxModel:
-    "The `OnnxModel` of `fn`: called like a model from `load_model`, with the same `meta` and `device` 'cpu'"
-    return OnnxModel(fn, threads)
-
-# %% ../nbs/12_export.ipynb #b2eed73b
 def _max_diff(onnx_model, model):
     "Largest absolute difference of logits between `onnx_model` and the PyTorch `model`, on random inputs of 2 batch sizes"
     ref = copy.deepcopy(model).eval().float().cpu()
@@ -362,13 +240,11 @@ def export_onnx(model:nn.Module,  # from `load_model` (with `model.meta`)
     info = dict(format=ONNX_FORMAT, **{k: meta[k] for k in _ONNX_META}, batch=batch)
     p = proto.metadata_props.add(); p.key, p.value = 'dynblocks', json.dumps(info)
     fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fn.with_name(f'.tmp-{fn.name}')
-    try:
+    def write(tmp):  # the file, then its check: a file that fails the check is removed with the temporary one
         tmp.write_bytes(proto.SerializeToString())
         if check:
             d = _max_diff(OnnxModel(tmp), model)
             if not d <= 1e-4: raise DynblocksError(f"onnxruntime differs from PyTorch by {d:.2g} in the logits (more than 1e-4) "
                                                    f"for {meta['arch']} {meta['model_kw']}, so {fn} was not written; please report it.")
-        tmp.replace(fn)
-    finally: tmp.unlink(missing_ok=True)
+    atomic_write(fn, write)
     return fn

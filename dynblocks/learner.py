@@ -7,6 +7,8 @@ Docs: https://dynblocks.github.io/dynblocks/learner.html.md"""
 # %% ../nbs/09_learner.ipynb #cbd1d9f6
 from __future__ import annotations
 import copy, functools, time, warnings
+from contextlib import contextmanager
+from pathlib import Path
 from functools import partial
 import numpy as np
 import torch
@@ -35,7 +37,8 @@ from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, 
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
-__all__ = ['SLOW_EPOCH', 'keep_metrics_on_device', 'SlowOnCPUWarning', 'epoch_time', 'dyn_learner', 'dyn_vision_learner']
+__all__ = ['SLOW_EPOCH', 'keep_metrics_on_device', 'SlowOnCPUWarning', 'epoch_time', 'dyn_learner', 'pretrained_weights',
+           'dyn_vision_learner']
 
 # %% ../nbs/09_learner.ipynb #83d57188
 # `dyn_learner` keeps its losses and metrics on the device: see "No host sync per batch" below
@@ -290,6 +293,36 @@ def plot_training(self:Learner,
     return fig
 
 # %% ../nbs/09_learner.ipynb #c32f36d4
+def _weights_file(arch) -> str|None:
+    "Where torch's hub cache keeps the pretrained weights of the torchvision model `arch` (a function or a name), or `None` if it names none"
+    try:
+        from torchvision.models import get_model_weights
+        url = get_model_weights(arch).DEFAULT.url
+    except Exception: return None  # fastai's own models and timm names: no torchvision weights
+    return str(Path(torch.hub.get_dir())/'checkpoints'/url.rsplit('/', 1)[-1])
+
+def _is_offline(e:BaseException) -> bool:
+    "Whether `e` is how urllib, requests or the Hugging Face hub report a download without a network"
+    from urllib.error import URLError
+    names = {c.__name__ for c in type(e).__mro__}
+    return isinstance(e, (URLError, ConnectionError, TimeoutError)) or bool(names & {'ConnectionError', 'LocalEntryNotFoundError', 'OfflineModeIsEnabled'})
+
+@contextmanager
+def pretrained_weights(arch,  # a torchvision, timm or fastai model function, or a name
+                       pretrained:bool=True,  # whether the code inside loads pretrained weights
+                      ):
+    "Inside it, a download of `arch`'s pretrained weights that fails for want of a network is one `DynblocksError` naming the file to place and `pretrained=False`"
+    try: yield
+    except Exception as e:
+        if not (pretrained and _is_offline(e)): raise
+        name = getattr(arch, '__name__', str(arch))
+        fn = _weights_file(arch)
+        where = f"place {Path(fn).name} in torch's hub cache ({fn})" if fn else "place the weights in the Hugging Face cache (HF_HOME)"
+        why = (str(getattr(e, 'reason', e)).splitlines() or [''])[0][:120]
+        raise DynblocksError(f"The pretrained weights of {name} cannot be downloaded ({type(e).__name__}: {why}): "
+                             f"{where}, or pass pretrained=False to train from scratch.") from None
+
+# %% ../nbs/09_learner.ipynb #eea6428b
 def dyn_vision_learner(dls,  # fastai `DataLoaders` of images
                        arch,  # as for `vision_learner`: e.g. torchvision's `resnet18`, fastai's `xresnet18`, or a timm name
                        n_branches:int=4,  # kernels per dynamic convolution
@@ -297,7 +330,7 @@ def dyn_vision_learner(dls,  # fastai `DataLoaders` of images
                        noise:float=0.1,  # spread of the branches around the original kernel
                        **kwargs):  # passed to fastai's `vision_learner` (`pretrained`, `metrics`, `loss_func`, …)
     "fastai's `vision_learner` with the body's convolutions dynamized (starting from its kernels), and `BranchWeights`"
-    learn = vision_learner(dls, arch, **kwargs)
+    with pretrained_weights(arch, kwargs.get('pretrained', True)): learn = vision_learner(dls, arch, **kwargs)
     dynamize(learn.model[0], n_branches, filter, noise)
     frozen = learn.opt is not None and learn.opt.frozen_idx > 0  # vision_learner froze a pretrained body before we added parameters
     learn.opt = None  # rebuilt on the next fit, with the new parameters in the body's groups

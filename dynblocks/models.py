@@ -8,14 +8,15 @@ Docs: https://dynblocks.github.io/dynblocks/models.html.md"""
 from __future__ import annotations
 import torch
 from torch import nn, Tensor
-from torch.utils.flop_counter import FlopCounterMode
 from .core import DynblocksError, conv_out, unknown
 from .block import DynBlock
+from .dynamize import dynamize as _dynamize
 
 # %% auto #0
-__all__ = ['MODELS', 'Spec', 'Dyn', 'Pool', 'Conv', 'PatchWhiten', 'Whiten', 'Residual', 'Res', 'SqueezeExcite', 'SEBasic', 'SE',
-           'Head', 'DynNet', 'dyn_splitter', 'register_model', 'list_models', 'create_model', 'dyn_res4', 'dyn_macro7',
-           'se_resnet', 'dyn_deep11', 'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'dyn_cpu', 'count_flops', 'model_info']
+__all__ = ['MODELS', 'LIBRARIES', 'Spec', 'Dyn', 'Pool', 'Conv', 'PatchWhiten', 'Whiten', 'Residual', 'Res', 'SqueezeExcite',
+           'SEBasic', 'SE', 'Head', 'DynNet', 'dyn_splitter', 'register_model', 'list_models', 'create_model',
+           'library_models', 'check_model', 'external_model', 'dyn_res4', 'dyn_macro7', 'se_resnet', 'dyn_deep11',
+           'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'dyn_cpu', 'count_flops', 'model_info']
 
 # %% ../nbs/02_models.ipynb #f2443379
 def _scale(nf, width): return nf if width == 1 else max(8, int(round(nf*width/8))*8)
@@ -310,14 +311,72 @@ def list_models(pattern:str='*',  # shell-style filter, e.g. 'dyn_*'
     import fnmatch
     return sorted(n for n in MODELS if fnmatch.fnmatch(n, pattern))
 
-def create_model(name:str,  # a name from `list_models()`
+def create_model(name:str,  # a name from `list_models()`, or 'torchvision:NAME', 'timm:NAME', 'fastai:NAME' (`external_model`)
                  n_out:int=10,  # number of classes
                  n_in:int=3,  # input channels
-                 **kwargs,  # passed to the model function (`width`, `impl`, `n_branches`, `act_cls`, …)
+                 **kwargs,  # passed to the model function (`width`, `impl`, `n_branches`, `act_cls`, …; `dynamize` for another library's model)
                 ) -> nn.Module:
-    "Build the registered model `name`"
+    "Build the registered model `name`, or another library's model by name"
+    if ':' in str(name): return external_model(name, n_out, n_in, **kwargs)
     if name not in MODELS: unknown('model', name, list_models())
     return MODELS[name](n_out=n_out, n_in=n_in, **kwargs)
+
+LIBRARIES = ('torchvision', 'timm', 'fastai')  # libraries whose classification models `create_model` builds as 'library:name'
+
+def library_models(lib:str,  # 'torchvision', 'timm' or 'fastai'
+                  ) -> list:
+    "Names of the classification models `lib` builds, as `create_model` takes them after 'lib:'"
+    if lib == 'torchvision':
+        import torchvision.models as tvm
+        return tvm.list_models(module=tvm)  # the classification ones: not detection or segmentation
+    if lib == 'timm':
+        try: import timm
+        except ImportError: raise DynblocksError("timm's models need timm: pip install timm.") from None
+        return timm.list_models()
+    if lib == 'fastai':
+        from fastai.vision.models import xresnet
+        return [n for n in xresnet.__all__ if n.startswith(('xres', 'xse'))]
+    unknown('model library', lib, LIBRARIES)
+
+def check_model(name:str,  # a name from `list_models()` or 'library:name'
+               ) -> str:
+    "`name` if `create_model` builds it, else a one-line `DynblocksError` with the valid names and the closest one"
+    if not isinstance(name, str): raise DynblocksError(f"A model name must be a string, got {name!r:.80}.")
+    if ':' not in name:
+        if name not in MODELS: unknown('model', name, list_models() + [f'{l}:NAME' for l in LIBRARIES])
+        return name
+    lib, _, arch = name.partition(':')
+    if lib not in LIBRARIES: unknown('model library', lib, LIBRARIES)
+    names = library_models(lib)
+    if arch not in names: unknown(f'{lib} model', arch, names)
+    return name
+
+def external_model(name:str,  # 'torchvision:resnet18', 'timm:resnet18', 'fastai:xresnet18', …
+                   n_out:int=10,  # number of classes
+                   n_in:int=3,  # input channels
+                   dynamize:dict|None=None,  # options of `dynamize` (e.g. `{'n_branches': 2}`): its convolutions made dynamic
+                  ) -> nn.Module:
+    "Another library's classification model, built by name with random weights, optionally dynamized"
+    lib, _, arch = check_model(name).partition(':')
+    if lib == 'torchvision':
+        if n_in != 3: raise DynblocksError(f"torchvision's {arch} takes 3 input channels, not {n_in}: use timm:{arch} or a dynblocks model.")
+        from torchvision.models import get_model
+        m = get_model(arch, weights=None, num_classes=n_out)  # no download: weights from scratch (`dyn_vision_learner` fine-tunes)
+    elif lib == 'timm':
+        import timm
+        m = timm.create_model(arch, pretrained=False, num_classes=n_out, in_chans=n_in)
+    else:
+        from fastai.vision.models import xresnet
+        m = getattr(xresnet, arch)(n_out=n_out, c_in=n_in)
+    if dynamize is not None:
+        if not isinstance(dynamize, dict): raise DynblocksError(f"`dynamize` must be a dict of `dynamize` options, got {dynamize!r:.80}.")
+        import inspect
+        ok = [k for k in inspect.signature(_dynamize).parameters if k != 'model']
+        bad = [k for k in dynamize if k not in ok]
+        if bad: unknown('`dynamize` option', bad[0], ok)
+        _dynamize(m, **dynamize)
+    m.n_in = n_in  # what `count_flops` reads
+    return m
 
 # %% ../nbs/02_models.ipynb #2e610741
 @register_model(source='000', report_acc=92.15)
@@ -438,17 +497,18 @@ def count_flops(model:nn.Module,  # the model (evaluated in eval mode, then rest
     p = next(model.parameters())
     was = model.training
     model.eval()
+    from torch.utils.flop_counter import FlopCounterMode  # here: it loads torch's compiler (1.5 s), which running a model never needs
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, n_in, size, size, device=p.device, dtype=p.dtype))
     model.train(was)
     return fc.get_total_flops()
 
-def model_info(name:str,  # a name from `list_models()`
+def model_info(name:str,  # a name from `list_models()`, or 'library:name'
                size:int=32,  # image size for the FLOP count
               ) -> dict:
-    "Source report, the report's accuracy, parameters and forward FLOPs of the registered model `name`"
-    if name not in MODELS: unknown('model', name, list_models())
+    "Source report, the report's accuracy, parameters and forward FLOPs of the model `name`"
+    check_model(name)
     m = create_model(name)
-    meta = MODELS[name].meta
+    meta = MODELS[name].meta if name in MODELS else dict(source=name.partition(':')[0], report_acc=None, doc=type(m).__name__)
     return dict(name=name, source=meta['source'], report_acc=meta['report_acc'],
                 params=sum(p.numel() for p in m.parameters()), flops=count_flops(m, size), doc=meta['doc'])

@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.meta import delegates
 from fastai.losses import LabelSmoothingCrossEntropyFlat
 from .core import DynblocksError, choice, unknown
-from .models import list_models
+from .models import check_model
 from .augment import Policy
 from .data import Stats, cifar10_dls
 from .optim import CrossEntropyKL, Lib, Opt, WdMode
@@ -44,7 +44,7 @@ def _finite(x): return isinstance(x, (int, float)) and not isinstance(x, bool) a
 class Recipe:
     "What a report trained with: model, optimiser, schedule, loss, regularisation and data; checked when built"
     name:str  # recipe name
-    arch:str  # model from `list_models()`
+    arch:str  # model from `list_models()`, or another library's ('torchvision:resnet18')
     source:str = ''  # report it comes from
     lib:str = 'fastai'  # a `Lib`: PyTorch's optimiser and scheduler ('torch', as the reports ran) or fastai's ('fastai')
     opt:str = 'adam'  # an `Opt`: 'sgd', 'nesterov' or 'adam'
@@ -84,7 +84,7 @@ class Recipe:
     notes:str = ''  # what we chose where the report is silent
 
     def __post_init__(self):
-        if self.arch not in list_models(): unknown('model', self.arch, list_models())
+        check_model(self.arch)
         _check(self.arch_kw is None or isinstance(self.arch_kw, dict), f"`arch_kw` must be a dict of model options or None, got {self.arch_kw!r}.")
         self.opt, self.wd_mode = choice(Opt, self.opt, 'optimiser').value, choice(WdMode, self.wd_mode, 'weight-decay mode').value
         self.lib = choice(Lib, self.lib, 'optimiser library').value

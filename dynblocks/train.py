@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/train.html.md"""
 
 # %% ../nbs/11_train.ipynb #98bc5fa2
 from __future__ import annotations
-import json, math, os, platform, socket, sys, time, warnings
+import json, math, os, platform, socket, statistics, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
@@ -17,9 +17,9 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import DynblocksError, choice, check_num as _num, check_limit
+from .core import DynblocksError, WriteError, choice, check_num as _num, check_limit, atomic_write, check_room
 from .block import DynBlock
-from .models import count_flops
+from .models import count_flops, create_model
 from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
 from .callbacks import Checkpoint, BranchWeights, TimeBudget, resume_from, load_checkpoint
@@ -29,7 +29,7 @@ from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
 # %% auto #0
-__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'RUN_FILES', 'RunConfig', 'resolve_data', 'launched', 'train_run']
+__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'RUN_FILES', 'RunConfig', 'resolve_data', 'run_bytes', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
 _FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal', 'budget')  # `RunConfig` fields that override the recipe's
@@ -40,9 +40,11 @@ def _plain_kw(kw):
     if not isinstance(kw, dict) or not all(isinstance(k, str) and k.isidentifier() for k in kw):
         raise DynblocksError(f"`arch_kw` must map option names to values, got {kw!r}.")
     out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
-    bad = [k for k, v in out.items() if not (ok(v) or (isinstance(v, list) and all(map(ok, v))))]
+    def plain(v): return ok(v) or (isinstance(v, (list, tuple)) and all(map(ok, v)))
+    bad = [k for k, v in out.items() if not (plain(v) or (k == 'dynamize' and isinstance(v, dict) and all(map(plain, v.values()))))]
     if bad: raise DynblocksError(f"`arch_kw` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r}.")
     for k, v in out.items(): check_limit(k, v, f'arch_kw.{k}')  # the ranges `load_model` checks too (`LIMITS`)
+    for k, v in out.get('dynamize', {}).items(): check_limit(k, v, f'arch_kw.dynamize.{k}')
     for k in ('width', 'n_branches'):
         if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `arch_kw`.")
     return out
@@ -65,9 +67,10 @@ class RunConfig:
     data:str|None = None  # 'sample', 'cifar10', a folder, or None: CIFAR-10 if found, else the sample shipped with dynblocks
     n_train:int|None = None  # stratified training subset (default: the recipe's cap if it has one, else all)
     n_valid:int|None = None  # the first `n_valid` validation images
+    size:int|None = None  # resize the images to `size`×`size` (shorter side, then the centre; default: their own size)
     valid:str|float = 'test'  # 'test' (the official test set) or a fraction of the training set held out (tuning)
     recipe:str = 'default'  # a name from `list_recipes()`
-    arch:str|None = None  # a name from `list_models()`
+    arch:str|None = None  # a name from `list_models()`, or another library's model ('torchvision:resnet18', `external_model`)
     width:float|None = None  # channel multiplier of the model
     n_branches:int|None = None  # branches per dynamic block
     arch_kw:dict|None = None  # other model options as plain values, e.g. `se_resnet`'s `{'widths': [16, 32, 64, 128], 'ks': 5}`
@@ -90,6 +93,7 @@ class RunConfig:
     def __post_init__(self):
         for k in ('n_train', 'n_valid'):
             if getattr(self, k) is not None: _num(getattr(self, k), k, 1, whole=True)
+        if self.size is not None: _num(self.size, 'size', 8, 512, whole=True)
         check_limit('width', self.width); check_limit('n_branches', self.n_branches)  # one table of ranges (`LIMITS`)
         if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
         if self.recipe_kw is not None: self.recipe_kw = _recipe_kw(self.recipe_kw)
@@ -162,36 +166,27 @@ def _versions():
     return dict(dynblocks=dynblocks.__version__, torch=torch.__version__, fastai=fastai.__version__,
                 python=platform.python_version())
 
-def launched() -> float:
-    "When this process started, in `time.time()` seconds (Linux: from /proc; elsewhere: now)"
-    try:
-        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])  # field 22, starttime
-        btime = next(int(l.split()[1]) for l in open('/proc/stat') if l.startswith('btime'))
-        return btime + ticks/os.sysconf('SC_CLK_TCK')
-    except (OSError, ValueError, IndexError, StopIteration): return time.time()
-
 _TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation
 
 WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
 PLAN_MARGIN = 0.015  # share of a budget's training seconds kept free for the plan's error
 
-def _write_artifacts(learn, out, names, vals, summary, say):
-    "The run's files in `out`, each written whole (temporary file, then rename)"
-    def atomic(name, write):
-        tmp = out/f'.tmp-{name}'  # keeps the extension, which matplotlib reads
-        write(tmp); tmp.replace(out/name)
-    atomic('history.csv', lambda f: f.write_text(','.join(['epoch'] + names) + '\n' +
-                                                 ''.join(f"{i},{','.join(f'{x:.6g}' for x in v)}\n" for i, v in enumerate(vals))))
+def _write_artifacts(learn, out, names, vals, summary):
+    "The run's files in `out`, each written whole (`atomic_write`)"
+    atomic_write(out/'history.csv', lambda f: f.write_text(','.join(['epoch'] + names) + '\n' +
+                 ''.join(f"{i},{','.join(f'{x:.6g}' for x in v)}\n" for i, v in enumerate(vals))))
     save_model(learn, out)  # model.safetensors + model.json: the format that is safe to open anywhere
-    atomic('model.pkl', learn.export)  # fastai's pickle export: open it only if you trust its source
-    atomic('summary.json', lambda f: f.write_text(json.dumps(summary, indent=2)))
+    atomic_write(out/'model.pkl', learn.export)  # fastai's pickle export: open it only if you trust its source
+    atomic_write(out/'summary.json', lambda f: f.write_text(json.dumps(summary, indent=2)))
     import matplotlib.pyplot as plt
-    atomic('training.png', learn.plot_training); plt.close('all')
-    if any(isinstance(m, DynBlock) and m.n_branches > 1 for m in learn.model.modules()):
-        atomic('branch_weights.png', learn.plot_branch_weights); plt.close('all')
-    bw = getattr(learn, 'branch_weights', None)
-    if bw is not None and bw.train_health:  # dynamic layers with more than one branch
-        atomic('attention.png', learn.plot_attention_health); plt.close('all')
+    try:
+        atomic_write(out/'training.png', learn.plot_training); plt.close('all')
+        if any(isinstance(m, DynBlock) and m.n_branches > 1 for m in learn.model.modules()):
+            atomic_write(out/'branch_weights.png', learn.plot_branch_weights); plt.close('all')
+        bw = getattr(learn, 'branch_weights', None)
+        if bw is not None and bw.train_health:  # dynamic layers with more than one branch
+            atomic_write(out/'attention.png', learn.plot_attention_health)
+    finally: plt.close('all')
 
 RUN_FILES = ('checkpoint.pth', 'model.json', 'model.safetensors', 'model.pkl', 'summary.json', 'history.csv')
 
@@ -220,6 +215,20 @@ def _check_out(out:Path, resume:bool, overwrite:bool):
     if resume and not (out/'checkpoint.pth').exists():
         raise DynblocksError(f"No checkpoint in {out} to resume from; start the run without --resume.")
 
+_OPT_STATES = {'adam': 2, 'sgd': 1, 'nesterov': 1}  # tensors of the parameters' size each optimiser keeps (moments)
+
+def run_bytes(cfg:RunConfig,  # the run
+             ) -> int:
+    "Bytes a run writes to its folder at most: the checkpoint twice (the last one and the one being written) and the model files, from the parameter count"
+    r = cfg.resolved()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device('meta'):  # shapes only: no memory, no random numbers
+            m = create_model(r.arch, n_in=3, n_out=10, **{**(r.arch_kw or {}), **cfg.model_kw()})
+        n = sum(t.numel()*t.element_size() for t in m.state_dict().values())  # parameters and buffers
+    except Exception: n = 0  # a model the meta device cannot build: the check keeps its fixed part
+    k = _OPT_STATES.get(r.opt, 2) + bool(r.ema) + bool(r.lookahead)  # weight copies in the checkpoint beside the weights
+    return 2*n*(1 + k) + 3*n + (4 << 20)  # checkpoints; safetensors and the pickle export; plots, history and summary
+
 def train_run(cfg:RunConfig,  # what to train
               data:dict|None=None,  # CIFAR-10 arrays from `load_cifar10` (default: read what `cfg.data` names)
               cbs=None,  # extra callbacks (e.g. Optuna's pruning callback)
@@ -227,17 +236,110 @@ def train_run(cfg:RunConfig,  # what to train
               log:bool=True,  # print what the run does (only rank 0 ever prints)
               bars:bool|None=None,  # fastai's progress bars (default: on a terminal only; else one line per epoch)
               overwrite:bool=False,  # replace a run already in `cfg.out`
-              t0:float|None=None,  # when a time budget's clock started (`time.time()`; the command line passes the process's start; default: now)
+              t0:float|None=None,  # when a time budget's clock started (`time.time()`; the command line passes `launched()`; default: now)
              ) -> Learner|None:
     "Train what `cfg` says; returns the `Learner` (summary in `learn.run_summary`), or `None` for a finished run resumed"
     out = Path(cfg.out).absolute() if cfg.out else None
     if out is None or rank_distrib() != 0: return _train_run(cfg, data, cbs, resume, log, bars, t0)
     _check_out(out, resume, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    ck = out/'checkpoint.pth'
+    check_room(out, run_bytes(cfg) - (ck.stat().st_size if resume and not overwrite else 0), 'the run')  # before any data or epoch
     with _run_lock(out):
         if overwrite and not resume:
             for f in RUN_FILES + ('lr_find.png', 'training.png', 'branch_weights.png', 'attention.png'): (out/f).unlink(missing_ok=True)
-        return _train_run(cfg, data, cbs, resume, log, bars, t0)
+        try: return _train_run(cfg, data, cbs, resume, log, bars, t0)
+        except WriteError as e:  # one line: what failed, what is kept, how to go on (fastai prefixes a callback's message)
+            kept = (f"the last finished epoch is checkpointed in {ck}: once there is room, continue with "
+                    f"`dynblocks train --resume --out {out}`") if ck.exists() else "no epoch was saved: run it again once there is room"
+            raise WriteError(f"{e.msg.rstrip('.')}; {kept}.", e.file) from None
+
+def _resume_check(cfg:RunConfig, out:Path) -> dict:
+    "The checkpoint in `out`, after checking it was written by a run with `cfg`'s options"
+    ck = load_checkpoint(out/'checkpoint.pth')
+    saved = ck.get('config') or {}
+    diff = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k in saved and k not in ('out', 'lr_find') and saved[k] != v}
+    if diff: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with "
+        "(`--resume` alone reads them from its checkpoint); for other ones, start a new run in another --out.".format(
+        out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in diff.items())))
+    return ck
+
+def _complete(ck:dict, out:Path) -> bool:
+    "Whether the checkpointed run finished and its model files are there"
+    done = ck['cbs'].get('time_budget', {}).get('finished') or (ck['epoch'] + 1 >= ck['n_epoch'] and 'time_budget' not in ck['cbs'])
+    return bool(done) and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json'))
+
+def _reference(name:str) -> dict|None:
+    "What dynblocks' own reference run of recipe `name` reached, from `reference.json` (written by `tools/make_reference.py` from `bench/results/`)"
+    from importlib.resources import files
+    fn = files('dynblocks')/'reference.json'
+    return json.loads(fn.read_text()).get(name) if fn.is_file() else None
+
+class _PlanNote(Callback):
+    "Say once, when `TimeBudget` first plans, the measured speed and the passes planned, beside the recipe's reference run"
+    order = TimeBudget.order + 1  # right after `TimeBudget`, which makes the plan in `after_batch`
+    def __init__(self, tb, say, ref=None): self.tb, self.say, self.ref, self.said = tb, say, ref, False
+    def after_batch(self):
+        if self.said or not self.training or self.tb.planned is None: return
+        self.said = True
+        n, bs = self.dls.train.n, self.dls.train.bs
+        ips, passes = bs/statistics.median(self.tb.times), self.tb.planned/max(1, self.tb.n_iter)
+        msg = f"plan: {passes:.1f} passes over {n:,} images at {ips:.0f} images/s (measured on this machine)"
+        if self.ref:
+            k = min(max(round(passes), 1), len(self.ref['curve']))
+            msg += (f"; the reference run ({self.ref['images_per_s']:.0f} images/s, {self.ref['date']}) planned "
+                    f"{self.ref['passes']:.1f} and reached {self.ref['acc']*100:.1f} % ({self.ref['tta']}); after "
+                    f"{k} of its passes it read {self.ref['curve'][k-1]*100:.1f} %")
+        self.say(msg)
+
+def _budget(learn, cfg, t0, say):
+    "The run's `TimeBudget` for the recipe's seconds from `t0`, or `None`; a budget already spent: an error if it was asked for, else one pass"
+    r = learn.recipe
+    if not r.budget: return None
+    spent = time.time() - t0
+    left = r.budget - spent - WRITE_RESERVE
+    if left <= 0:
+        if cfg.budget is not None or 'budget' in (cfg.recipe_kw or {}):
+            raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({spent:.0f} s so far, "
+                                 f"{WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
+        say(f"the {r.name} recipe's {r.budget:g} s budget was used up before training started ({spent:.0f} s since dynblocks "
+            "started): training one pass instead (--budget or --epochs chooses)")
+        learn.recipe = replace(r, budget=None, epochs=1)
+        return None
+    # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
+    # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
+    tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=_TTA_PASSES.get(r.tta, 0))
+    learn.add_cbs([tb, _PlanNote(tb, say, _reference(r.name))])  # on the learner while it fits: a checkpoint saves its state
+    say(f"time budget: {r.budget:.0f} s from dynblocks' start, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
+    return tb
+
+def _tta(learn, dls, tb, t0, say):
+    "(accuracy with the recipe's test-time augmentation or `None`, why it was skipped or `None`), timed with the run"
+    r = learn.recipe
+    if not r.tta or num_distrib() > 1 or not len(dls.valid_ds): return None, None
+    if tb is not None and r.budget - (time.time() - t0) - WRITE_RESERVE < _TTA_PASSES[r.tta]*(tb.valid_s or 0):
+        note = 'skipped: the time budget had no room left for it'
+        say(f"{r.tta} TTA {note}")
+        return None, note
+    kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
+    with learn.no_bar(), learn.no_logging(): p, y = learn.flip_shift_tta() if r.tta == 'flip_shift' else learn.flip_tta()
+    for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
+    return float((p.argmax(1) == y).float().mean()), None
+
+def _quiet(learn, main, log, bars, say):
+    "fastai's progress bars on a terminal; elsewhere one line per epoch (`_EpochLines`), or nothing"
+    if bars is None: bars = sys.stdout.isatty()
+    if not (main and log and bars):
+        learn.remove_cb(ProgressCallback)
+        learn.logger = lambda *a: None
+        if main and log: learn.add_cb(_EpochLines(say))
+
+def _lr_find(learn, main, out, say):
+    "fastai's `lr_find`, its curve saved as `lr_find.png` in `out`"
+    import matplotlib.pyplot as plt
+    with learn.no_bar(): sug = learn.lr_find(show_plot=main and out is not None)
+    if main and out is not None: atomic_write(out/'lr_find.png', lambda f: plt.gcf().savefig(f, dpi=100))
+    plt.close('all')
+    say(f"lr_find: valley {sug.valley:.2e}")
 
 def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     t_start = time.time()  # time-to-accuracy counts everything from here: data, model, training, TTA
@@ -248,22 +350,14 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     r = cfg.resolved()
     out = Path(cfg.out).absolute() if cfg.out else None
     if resume and out is None: raise DynblocksError("Resuming needs the run folder: pass --out (`RunConfig.out`).")
-    if resume:
-        ck = load_checkpoint(out/'checkpoint.pth')
-        saved = ck.get('config') or {}
-        diff = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k in saved and k not in ('out', 'lr_find') and saved[k] != v}
-        if diff: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with "
-            "(`--resume` alone reads them from its checkpoint); for other ones, start a new run in another --out.".format(
-            out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in diff.items())))
-        done = ck['cbs'].get('time_budget', {}).get('finished') or (ck['epoch'] + 1 >= ck['n_epoch'] and 'time_budget' not in ck['cbs'])
-        if done and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json')):
-            say(f"the run in {out} is complete ({ck['epoch'] + 1} epochs): nothing to do, its files are as they were")
-            return None
+    if resume and _complete(_resume_check(cfg, out), out):
+        say(f"the run in {out} is complete: nothing to do, its files are as they were")
+        return None
     if data is None: path, desc = resolve_data(cfg.data)
     else: path, desc = data, 'CIFAR-10 arrays'
     procs = f" in {num_distrib()} processes (batch size {r.bs} each)" if num_distrib() > 1 else ''
     say(f"dynblocks train: {r.arch} ({r.name} recipe) on {desc}{procs}")
-    arrays = path if isinstance(path, dict) else load_cifar10(path, download=cfg.data == 'cifar10')
+    arrays = path if isinstance(path, dict) else load_cifar10(path, download=cfg.data == 'cifar10', size=cfg.size)
     n_train = cfg.n_train
     if n_train is None and r.n_train is not None and r.n_train < len(arrays['train'][1]): n_train = r.n_train  # the recipe's subset
     dls = cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
@@ -277,27 +371,10 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         if issubclass(w.category, SlowOnCPUWarning): say(f"estimate: {str(w.message).split('; ')[0]}")
         else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not any(isinstance(m, DynBlock) for m in learn.model.modules()): learn.remove_cbs(learn.branch_weights)
-    if bars is None: bars = sys.stdout.isatty()
-    if not (main and log and bars):
-        learn.remove_cb(ProgressCallback)
-        learn.logger = lambda *a: None
-        if main and log: learn.add_cb(_EpochLines(say))
-    if cfg.lr_find and not resume:
-        import matplotlib.pyplot as plt
-        with learn.no_bar(): sug = learn.lr_find(show_plot=main and out is not None)
-        if main and out is not None: plt.gcf().savefig(out/'lr_find.png', dpi=100)
-        plt.close('all')
-        say(f"lr_find: valley {sug.valley:.2e}")
-    tb = None
-    if r.budget:  # seconds, not epochs: `TimeBudget` plans the passes and keeps time for the TTA and the run folder
-        left = r.budget - (time.time() - t0) - WRITE_RESERVE
-        if left <= 0: raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({time.time() - t0:.0f} s "
-                                           f"so far, {WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
-        # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
-        # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
-        tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=_TTA_PASSES.get(r.tta, 0))
-        learn.add_cb(tb)  # on the learner while it fits, so a checkpoint saves its state and `resume_from` restores it
-        say(f"time budget: {r.budget:.0f} s from launch, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
+    _quiet(learn, main, log, bars, say)
+    if cfg.lr_find and not resume: _lr_find(learn, main, out, say)
+    tb = _budget(learn, cfg, t0, say)
+    r = learn.recipe  # one pass instead of a budget already spent
     start = resume_from(learn) if resume else 0
     if start: say(f"resuming from the checkpoint after epoch {start}" + ('' if tb else f" of {r.epochs}"))
     clock = _EpochClock(t_start)
@@ -307,38 +384,31 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
             learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
     wall = time.time() - t_fit
-    if tb is not None: learn.remove_cb(tb)  # `get_preds` (TTA) sends fit events too
+    if tb is not None: learn.remove_cbs([tb] + [c for c in learn.cbs if isinstance(c, _PlanNote)])  # `get_preds` (TTA) sends fit events too
     names = list(learn.recorder.metric_names[1:-1])
     vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
     learn.recorder.values = vals  # the whole run's history, also when resumed
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
-    tta, tta_note = None, None
-    if tb is not None and r.tta and r.budget - (time.time() - t0) - WRITE_RESERVE < _TTA_PASSES[r.tta]*(tb.valid_s or 0):
-        tta_note = 'skipped: the time budget had no room left for it'
-        say(f"{r.tta} TTA {tta_note}")
-    elif r.tta and num_distrib() <= 1 and len(dls.valid_ds):  # the recipe's test-time augmentation, timed with the run
-        kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
-        with learn.no_bar(), learn.no_logging(): p, y = learn.flip_shift_tta() if r.tta == 'flip_shift' else learn.flip_tta()
-        tta = float((p.argmax(1) == y).float().mean())
-        for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
+    tta, tta_note = _tta(learn, dls, tb, t0, say)
     epochs = round(tb.epochs, 3) if tb is not None else r.epochs
+    ips = round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1)
     learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
         epochs=epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
         params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
         n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
         run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
-        epoch_end_s=[None]*start + clock.times,
-        images_per_s=round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1), device=str(dls.device), versions=_versions(),
+        epoch_end_s=[None]*start + clock.times, images_per_s=ips, device=str(dls.device), versions=_versions(),
         attention=_attention(learn), tta=tta_note or (None if tta is None else r.tta),
         budget=None if tb is None else dict(seconds=r.budget, training_seconds=round(tb.seconds, 1), batches=tb.done,
                                             planned=tb.planned, replans=tb.replans, launched_unix=round(t0, 3)))
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
+    where = f"{epochs:g} epochs, {wall:.0f} s ({ips:.0f} images/s)"
     if main and out is not None:
-        _write_artifacts(learn, out, names, vals, learn.run_summary, say)
+        _write_artifacts(learn, out, names, vals, learn.run_summary)
         if data is None and Path(path) == sample_path():  # the first run of a new user: say where the real one is
             say("(this was the 1,000-image sample shipped with dynblocks: on the full CIFAR-10, `dynblocks train --recipe cpu10 "
                 "--data DIR` is the 10-minute CPU speedrun; DYNBLOCKS_DATA=DIR points every run at it)")
-        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta, name=r.tta)}) after {epochs:g} epochs, {wall:.0f} s; artifacts in {out}")
-    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (', r.tta)}{')' if tta is not None else ''} after {epochs:g} epochs, {wall:.0f} s")
+        say(f"test accuracy: {acc[-1]*100:.2f} % (best {max(acc)*100:.2f} %{_tta_note(tta, name=r.tta)}) after {where}; artifacts in {out}")
+    else: say(f"valid accuracy: {acc[-1]*100:.2f} %{_tta_note(tta, ' (', r.tta)}{')' if tta is not None else ''} after {where}")
     return learn

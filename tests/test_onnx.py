@@ -47,6 +47,19 @@ def test_export_then_predict_through_both(trained, tmp_path, cli):
     assert a.returncode == 0 and b.returncode == 0, a.stderr[-2000:] + b.stderr[-2000:]
     assert len(a.stdout.splitlines()) == len(imgs) and a.stdout == b.stdout  # file, class and probability to 3 decimals
 
+PREDICT = ("import sys\nfrom dynblocks.cli import main\nmain({args!r})\n"
+           "print(sorted(m for m in ('torch', 'fastai') if m in sys.modules), file=sys.stderr)")
+
+def test_predict_loads_only_what_it_needs(trained, cli):
+    "`dynblocks predict` on model.onnx imports neither torch nor fastai; on a run folder, torch but not fastai (what they import, not a time)"
+    from dynblocks.cifar import sample_path
+    img = str(sorted(sample_path().rglob('*.png'))[0])
+    if not (trained/'model.onnx').exists(): assert cli('export', trained, '--onnx').returncode == 0
+    for model, loaded in ((trained/'model.onnx', "[]"), (trained, "['torch']")):
+        r = subprocess.run([sys.executable, '-c', PREDICT.format(args=['predict', str(model), img])], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and r.stdout.startswith(img), r.stderr[-1500:]
+        assert r.stderr.splitlines()[-1] == loaded, (model, r.stderr[-500:])
+
 def test_python_api_and_a_fixed_batch(trained, tmp_path):
     from dynblocks.cli import main
     from dynblocks.export import load_model, load_onnx, predict_files
@@ -56,7 +69,7 @@ def test_python_api_and_a_fixed_batch(trained, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()) as f: main(['export', str(trained/'model.json'), '--onnx', '--batch', '2', '--out', str(tmp_path/'b2.onnx')])
     assert 'batches of 2' in f.getvalue(), f.getvalue()
     o = load_onnx(tmp_path/'b2.onnx', threads=1)
-    assert o.batch == 2 and o.device == torch.device('cpu') and o.meta['vocab'] == load_model(trained).meta['vocab']
+    assert o.batch == 2 and o.device == 'cpu' and o.meta['vocab'] == load_model(trained).meta['vocab']
     ra, rb = predict_files(load_model(trained), imgs), predict_files(o, imgs)  # 5 images: runs of 2, 2 and 1 (+1 of padding)
     assert [q['class'] for q in ra] == [q['class'] for q in rb]
     assert max(abs(p['prob'] - q['prob']) for p, q in zip(ra, rb)) <= 1e-4

@@ -1,5 +1,5 @@
 "The speedrun's pieces (issue 25): the time budget, and airbench's ideas as recipe and model options, each able to fail."
-import json, math, subprocess, sys, time
+import json, math, re, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -56,6 +56,24 @@ def test_budget_run_from_the_command_line(tmp_path, cifar_root):
     assert wall < 30 and s['budget']['batches'] == s['budget']['planned'] and s['epochs'] > 1, (wall, s['budget'])
     assert 'time budget: 30 s' in r.stdout
     assert s['tta_accuracy'] is not None, s.get('tta')  # on an idle machine the plan leaves room for the TTA (PLAN_MARGIN)
+
+
+def test_budget_counts_from_dynblocks_start(tmp_path, cli, monkeypatch):
+    "The budget counts from dynblocks' first import, not from the process's start (a shell that `exec`s it, as `bash dev.sh train` "
+    "does after installing); the default recipe's budget spent before training trains one pass and says so; an explicit one is an error"
+    code = 'from dynblocks.core import launched; import dynblocks.cli; print(launched())'  # the clock `dynblocks train` passes as t0
+    r = subprocess.run(['bash', '-c', f'date +%s.%N; sleep 3; exec {sys.executable} -c "{code}"'], capture_output=True, text=True, check=True)
+    shell, clock = map(float, r.stdout.split())
+    assert clock > shell + 2.9, (shell, clock)  # the shell's 3 s are not the run's
+    import dynblocks.core
+    monkeypatch.setattr(dynblocks.core, '_STARTED', time.time() - 100)  # 100 s went by before training could start
+    r = cli('train', '--data', 'sample', '--n-train', '200', '--n-valid', '100', '--width', '0.25', '--quiet', '--out', tmp_path/'late')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"^the default recipe's 60 s budget was used up before training started \(10\d s since dynblocks started\): "
+                     r"training one pass instead \(--budget or --epochs chooses\)$", r.stdout, re.M), r.stdout
+    assert json.loads((tmp_path/'late'/'summary.json').read_text())['epochs'] == 1
+    r = cli('train', '--data', 'sample', '--budget', '60', '--width', '0.25', '--out', tmp_path/'late2')
+    assert r.returncode == 2 and 'The time budget of 60 s is used up before training starts' in r.stderr, r.stderr
 
 
 def test_alternating_flip(cifar_root):
