@@ -12,7 +12,8 @@ from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_ou
                             launched, atomic_write, check_room)
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
-                              register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten)
+                              register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten,
+                              external_model, check_model, library_models, LIBRARIES)
 from .dynamize import DynConv2d, dynamize, dyn_convs
 from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
                              stratified_idxs, read_image, MAX_PIXELS)
@@ -28,5 +29,6 @@ from .infer import fit_image, predict_files, OnnxModel, load_onnx
 from .train import RunConfig, resolve_data, train_run, run_bytes
 from .export import save_model, load_model, load_export, export_onnx, check_onnx
 from .tune import dyn_tune, default_space, seed002_space, trial_config, save_study_plots  # Optuna itself loads on first use
+from .compare import Arm, CompareConfig, compare, jobs, run_worker, summarize, table, plot_pareto, paired_interval, verdict, latency, load_config
 from .reports import REPORTS, report_info, report_facts
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

@@ -1,4 +1,4 @@
-"""`dynblocks train`, `dynblocks predict`, `dynblocks export`, `dynblocks models`, `dynblocks recipes`: training without writing code.
+"""`dynblocks train`, `dynblocks compare`, `dynblocks predict`, `dynblocks export`, `dynblocks models`, `dynblocks recipes`: training and comparing without writing code.
 
 Docs: https://dynblocks.github.io/dynblocks/cli.html.md"""
 
@@ -99,6 +99,32 @@ def make_parser() -> argparse.ArgumentParser:
     tu.add_argument('--heartbeat', type=_pos_int, default=30, help='seconds between heartbeats of a running trial')
     tu.add_argument('--grace', type=_pos_int, default=120, help='seconds without heartbeat before a trial is failed')
     tu.add_argument('--out', default=None, help="folder for the study's plots (default: runs/tune-<study>)")
+    co = sub.add_parser('compare', help='a fair A/B of networks: the same lr sweep on held-out training images for each, the same '
+                        'test images, paired differences with an interval, training time and latency (see the Compare page)')
+    co.add_argument('--out', required=True, help="the comparison's folder: a new one is started, an existing one continued (or joined "
+                    "by another worker on a shared disk)")
+    co.add_argument('--arms', default=None, help='a JSON file with a list of arms, each {"name", "arch", "model_kw", "recipe", '
+                    '"recipe_kw", "time_of", "what"}')
+    co.add_argument('--arch', default=None, help="the A/B of one network: NAME (e.g. torchvision:resnet18, dyn_cpu) against its "
+                    "dynamized copy (instead of --arms)")
+    co.add_argument('--dynamize', type=_json_object, default=None, help="the copy's `dynamize` options (default: {\"n_branches\": 2})")
+    co.add_argument('--equal-time', action='store_true', help="a third arm: NAME given the seconds its dynamized copy took")
+    co.add_argument('--recipe', default=None, help="the recipe of --arch's arms (default: 'default')")
+    co.add_argument('--seeds', type=int, nargs='+', default=None, help='the final runs\' seeds (default: 0 1 2)')
+    co.add_argument('--passes', type=_pos_int, default=None, help="each final run's passes over the training images (default: the recipe's epochs)")
+    co.add_argument('--seconds', type=_pos_float, default=None, help='or each final run\'s seconds (a time budget)')
+    co.add_argument('--data', default=None, help="as for train: 'sample', 'cifar10' or a folder (fastai's image folders too)")
+    co.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')
+    co.add_argument('--size', type=_pos_int, default=None, help='resize the images to N×N')
+    co.add_argument('--baseline', default=None, help='the arm the others are compared with (default: the first)')
+    co.add_argument('--lr-factors', type=_pos_float, nargs='+', default=None, help="the sweep: multiples of each arm's recipe lr (default: 0.5 1 2)")
+    co.add_argument('--sweep', type=_pos_float, default=None, help="the sweep's budget as a fraction of a final run's (default: 0.5)")
+    co.add_argument('--valid', type=_pos_float, default=None, help='the fraction of the training images that judges the sweep (default: 0.1)')
+    co.add_argument('--exact', type=_pos_int, default=None, help='the first N test images are exact copies: scored apart from the rest')
+    co.add_argument('--no-latency', dest='latency', action='store_false', help='skip the latency measurements')
+    co.add_argument('--max-other', type=float, default=None, help='wait before each run until other processes use fewer cores than '
+                    'this, and mark runs beside more as loaded (their seconds are left out)')
+    co.add_argument('--summary', action='store_true', help='print the summary of the runs done so far; run nothing')
     pr = sub.add_parser('predict', help='class and probability for each image')
     pr.add_argument('model', help='a run folder, or its model.json / model.safetensors (safe to open); a model.onnx from '
                     '`dynblocks export --onnx` (safe to open, needs the onnx extra); a model.pkl only with --unsafe-pickle')
@@ -228,6 +254,49 @@ def _predict(args):
             print(f"note: {r['file']} is {w}×{h}; resized to {s}×{s}, the model's input size", file=sys.stderr)
         print(f"{r['file']}\t{r['class']}\t{r['prob']:.3f}")
 
+def _compare_config(args):
+    "The `CompareConfig` the flags describe, or `None` (continue the comparison in --out)"
+    from dynblocks.compare import Arm, CompareConfig
+    if args.arms and args.arch: raise DynblocksError("Give the arms with --arms FILE or --arch NAME, not both.")
+    if args.arms:
+        fn = Path(args.arms)
+        if not fn.exists(): raise MissingFileError(f"No arms file at {fn}.")
+        try: arms = json.loads(fn.read_text())
+        except ValueError as e: raise DynblocksError(f"{fn} is not JSON ({e}); write a list of arms such as "
+                                                     "[{\"name\": \"twin\", \"arch\": \"dyn_cpu\", \"model_kw\": {\"n_branches\": 1}}, …].") from None
+        if not isinstance(arms, list) or not all(isinstance(a, dict) for a in arms):
+            raise DynblocksError(f"{fn} must hold a list of arms, each an object with a \"name\".")
+        try: arms = [Arm(**a) for a in arms]
+        except TypeError as e: raise DynblocksError(f"{fn}: an arm has an unknown field ({e}); an arm's fields: name, arch, model_kw, "
+                                                    "recipe, recipe_kw, time_of, what.") from None
+    elif args.arch:
+        base, rk = args.arch.split(':')[-1], dict(recipe=args.recipe or 'default')
+        dz = args.dynamize or {'n_branches': 2}
+        arms = [Arm(base, args.arch, what=f'{args.arch} as built', **rk),
+                Arm(f'{base}_dyn', args.arch, dict(dynamize=dz), what=f'{args.arch} with dynamize({json.dumps(dz)})', **rk)]
+        if args.equal_time: arms.append(Arm(f'{base}_time', args.arch, time_of=f'{base}_dyn', what=f"{args.arch} given {base}_dyn's seconds", **rk))
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in ('dynamize', 'recipe', 'seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline',
+                                                    'lr_factors', 'sweep', 'valid', 'exact', 'max_other') if getattr(args, k) is not None]
+        if given: raise DynblocksError(f"{' '.join(given)} describe a new comparison: give its arms too (--arms FILE or --arch NAME), "
+                                       f"or continue the one in {args.out} with --out alone.")
+        return None
+    kw = {k: getattr(args, k) for k in ('seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline', 'lr_factors', 'sweep',
+                                         'valid', 'exact', 'max_other') if getattr(args, k) is not None}
+    return CompareConfig(arms, latency=args.latency, **kw)
+
+def _compare(args):
+    "Run `dynblocks compare`: the comparison's runs, then its table, verdicts and plots"
+    from dynblocks.compare import compare, table
+    cfg = None if args.summary else _compare_config(args)
+    s = compare(cfg, args.out, work=not args.summary)
+    import pandas as pd
+    with pd.option_context('display.width', 200, 'display.max_columns', 30): print(table(s).to_string())
+    for name, a in s['arms'].items():
+        if 'vs_baseline' in a: print(f"{name} vs {s['baseline']} ({s['main']} test images): {a['vs_baseline']['verdict'][s['main']]}")
+    if s['best_dynamic_by_valid']: print(f"the dynamic arm the validation ranks first: {s['best_dynamic_by_valid']}")
+    print(f"{s['runs']} of {s['total']} runs done; {Path(args.out)/'summary.json'}, {Path(args.out)/'pareto.png'}")
+
 def _export(args):
     "Write the model of a run as an ONNX file (`--onnx`), checked against PyTorch; print the file and the difference"
     from dynblocks.export import load_model, export_onnx, check_onnx
@@ -253,7 +322,7 @@ def main(argv:list|None=None):  # arguments (default: the command line's)
     args = p.parse_args(argv)
     with warnings.catch_warnings():  # for this command only: importing dynblocks changes no filter of the process
         for msg, cat in _UPSTREAM: warnings.filterwarnings('ignore', message=msg, category=cat)
-        try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune, 'export': _export}[args.cmd](args)
+        try: {'train': train, 'models': _models, 'recipes': _recipes, 'predict': _predict, 'tune': _tune, 'export': _export, 'compare': _compare}[args.cmd](args)
         except DynblocksError as e:
             msg, st = str(e), getattr(args, 'storage', None)
             p.exit(2, f"dynblocks {args.cmd}: error: {msg.replace(st, mask_url(st)) if st else msg}\n")

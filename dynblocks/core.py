@@ -106,7 +106,10 @@ def launched() -> float:
 # %% ../nbs/00_core.ipynb #7fec9583
 class WriteError(DynblocksError):
     "A file could not be written (a full disk, a quota, no permission, an I/O error): the message names the file and the cause"
-    def __init__(self, msg:str, file=None):  # the one-line message; the file or folder it is about
+    def __init__(self,
+                 msg:str,  # the one-line message
+                 file=None,  # the file or folder it is about
+                ):
         super().__init__(msg)
         self.msg, self.file = msg, file  # kept apart: fastai prefixes the message of an error raised in a callback
 

@@ -323,6 +323,7 @@ def _tta(learn, dls, tb, t0, say):
     kept = {k: getattr(learn.recorder, k) for k in learn.recorder._stateattrs}  # `get_preds` starts a new record
     with learn.no_bar(), learn.no_logging(): p, y = learn.flip_shift_tta() if r.tta == 'flip_shift' else learn.flip_tta()
     for k, v in kept.items(): setattr(learn.recorder, k, v)  # the run's losses and epochs, for the plot
+    learn.tta_preds = (p.argmax(1), y)  # each validation image's class with TTA (`dynblocks compare` scores them in pairs)
     return float((p.argmax(1) == y).float().mean()), None
 
 def _quiet(learn, main, log, bars, say):

@@ -25,7 +25,7 @@ def test_wheel_contains_only_the_package(tmp_path):
     assert whl.stat().st_size < 4e6
 
 # ---------------------------------------------------------------- API docs
-MODULES = ['core', 'block', 'models', 'dynamize', 'cifar', 'augment', 'data', 'callbacks', 'optim', 'recipes', 'learner', 'distributed', 'train', 'export', 'tune', 'cli', 'reports']
+MODULES = ['core', 'block', 'dynamize', 'models', 'cifar', 'infer', 'augment', 'data', 'callbacks', 'optim', 'recipes', 'learner', 'distributed', 'train', 'export', 'tune', 'compare', 'cli', 'reports']
 _HOOKS = {'forward', 'encodes', 'decodes', 'setups', 'new', 'extra_repr', 'activation'}  # protocols, not user API
 
 def _public_api():

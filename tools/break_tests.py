@@ -226,6 +226,15 @@ cases = [
   "    return _STARTED", "    return float(open('/proc/self/stat').read().split()[21]) / 100 + float([l for l in open('/proc/stat') if l.startswith('btime')][0].split()[1])"),
  ('tests/test_speedrun.py::test_budget_counts_from_dynblocks_start', 'dynblocks/train.py',
   "        learn.recipe = replace(r, budget=None, epochs=1)\n        return None", "        raise DynblocksError('spent')"),
+ # issue 42: dynblocks compare
+ ('tests/test_compare.py::test_killed_then_resumed', 'dynblocks/compare.py',
+  "    if arm.lr is not None: return arm.lr, None\n    rows", "    return arm.run_config().resolved().lr*3, None\n    rows"),
+ ('tests/test_compare.py::test_killed_then_resumed', 'dynblocks/compare.py',
+  "    for line in fn.read_text().splitlines():", "    for line in fn.read_text().splitlines()[-1:]:"),
+ ('tests/test_compare.py::test_interval_is_paired_over_images', 'dynblocks/compare.py',
+  "        diffs.append(((wa @ a - wb @ b) * wi).sum(1))", "        diffs.append(((wa @ a) * wi).sum(1) - ((wb @ b) * rng.multinomial(N, [1/N]*N, m)/N).sum(1))"),
+ ('tests/test_compare.py::test_two_workers_share_one_comparison', 'dynblocks/compare.py',
+  "                if _alive(held) and time.time() - fn.stat().st_mtime < grace: waiting = True; continue", "                pass"),
  # issue 44: faults of the machine
  ('tests/test_faults.py::test_nth_write_fails_then_resume_ends_like_an_unbroken_run', 'dynblocks/core.py',
   "        try: tmp.unlink(missing_ok=True)", "        try: pass"),

@@ -1,0 +1,71 @@
+"`dynblocks compare` (issue 42): a comparison killed after its first run and resumed, and two workers sharing one."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+EXE = Path(sys.executable).parent/'dynblocks'
+ARMS = [dict(name='tiny', arch='dyn_tiny', model_kw=dict(width=0.25, n_branches=1), what='the static twin'),
+        dict(name='tiny_dyn', arch='dyn_tiny', model_kw=dict(width=0.25, n_branches=2, start='twin'), what='two branches, twin start')]
+FLAGS = ['--seeds', '0', '1', '--passes', '1', '--data', 'sample', '--n-train', '200', '--lr-factors', '0.5', '2', '--exact', '100']
+
+def start(out, *flags):
+    return subprocess.Popen([str(EXE), 'compare', '--out', str(out), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'CI': 'true'})
+
+def ids(out): return [json.loads(l)['id'] for l in (out/'results.jsonl').read_text().splitlines() if l.strip()]
+
+def test_killed_then_resumed(tmp_path):
+    "Killed after its first run, `dynblocks compare --out DIR` finishes the rest, runs nothing twice, and the summary has it all"
+    (tmp_path/'arms.json').write_text(json.dumps(ARMS))
+    out = tmp_path/'cmp'
+    p = start(out, '--arms', str(tmp_path/'arms.json'), *FLAGS)
+    t0 = time.time()
+    while not ((out/'results.jsonl').exists() and ids(out)) and time.time() - t0 < 300: time.sleep(0.2)
+    p.send_signal(signal.SIGKILL); p.communicate(timeout=60)
+    first = ids(out)
+    assert len(first) >= 1 and first[0].startswith('sweep/'), first
+    r = subprocess.run([str(EXE), 'compare', '--out', str(out)], capture_output=True, text=True, timeout=900, env={**os.environ, 'CI': 'true'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    done = ids(out)
+    assert len(done) == len(set(done)) == 4 + 4 + 2 and done[:len(first)] == first  # 4 sweeps, 4 finals, 2 latencies: each once
+    s = json.loads((out/'summary.json').read_text())
+    assert s['complete'] and s['best_dynamic_by_valid'] == 'tiny_dyn'
+    v = s['arms']['tiny_dyn']['vs_baseline']
+    assert set(v['interval']) == {'exact 100', 'other 100', 'all'} and len(v['per_seed']['all']) == 2
+    d, lo, hi = v['interval']['all']
+    assert lo <= d <= hi and v['verdict']['all'].endswith(('gain', 'loss', 'difference'))
+    for a in ('tiny', 'tiny_dyn'):
+        lat = s['arms'][a]['latency']
+        assert set(lat['eager']) == set(lat['onnx']) == {'1', '64'} and all(x > 0 for x in lat['eager'].values()), lat
+        assert s['arms'][a]['lr'] in [x['lr'] for x in s['arms'][a]['sweep']]  # chosen from its own sweep
+    assert s['arms']['tiny_dyn']['latency']['impl']['1'] in ('fused', 'aggregate')
+    assert (out/'pareto.png').stat().st_size > 10_000
+    assert 'tiny_dyn vs tiny (all test images): ' in r.stdout and 'runs done' in r.stdout, r.stdout
+
+def test_two_workers_share_one_comparison(tmp_path):
+    "Two `dynblocks compare` processes on one folder divide its runs: every run once, both worked"
+    (tmp_path/'arms.json').write_text(json.dumps(ARMS))
+    out = tmp_path/'cmp'
+    first = subprocess.run([str(EXE), 'compare', '--out', str(out), '--arms', str(tmp_path/'arms.json'), *FLAGS, '--no-latency', '--summary'],
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 2 and 'describe a new comparison' not in first.stderr  # --summary of nothing yet: no comparison there
+    ps = [start(out, '--arms', str(tmp_path/'arms.json'), *FLAGS, '--no-latency'), None]
+    time.sleep(3)  # the first writes compare.json; the second joins it
+    ps[1] = start(out)
+    outs = [p.communicate(timeout=900) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    rows = [json.loads(l) for l in (out/'results.jsonl').read_text().splitlines()]
+    assert len(rows) == len({r['id'] for r in rows}) == 8
+    assert len({r['worker'] for r in rows}) == 2, [r['worker'] for r in rows]
+
+def test_interval_is_paired_over_images():
+    "Two runs that differ on 50 of 5,000 images: the paired interval is that narrow; resampling the arms' images apart would be ~5× wider"
+    import numpy as np
+    from dynblocks.compare import paired_interval, verdict
+    rng = np.random.default_rng(0)
+    A = rng.random((1, 5000)) < 0.8
+    B = A.copy(); B[0, :50] = ~B[0, :50]
+    d, lo, hi = paired_interval(A, B)
+    assert abs(d - 100*(A.mean() - B.mean())) < 1e-4 and lo < d < hi and hi - lo < 0.8, (d, lo, hi)
+    assert paired_interval(A, A) == (0., 0., 0.)
+    assert verdict(d, lo, hi).startswith(f"{d:+.1f}".replace('-', '−'))
