@@ -33,3 +33,65 @@ def baselines(P, budget):
     return (against(P, budget, [('static_flops', f"a static net spending the dynamic arms' training FLOPs on width instead (`static_flops`{width})")]) + " " +
             against(P, budget, [('twin_lr', 'the static twin at 1.5× the learning rate (`twin_lr`)'), ('xresnet18', "fastai's xresnet18")]) +
             " Each arm's seconds are from the day it ran.")
+
+
+# ---------------------------------------------------------------- the re-run through `dynblocks compare` (bench/results/pays/<budget>/)
+import json, statistics
+from pathlib import Path
+
+def study(results, budget):
+    "The comparison's summary of `budget` (`bench/pays.py` copies it to `results/pays/<budget>/summary.json`), or None"
+    f = Path(results)/'pays'/budget/'summary.json'
+    return json.loads(f.read_text()) if f.exists() else None
+
+def _acc(v): return f"{statistics.mean(v):.1f} ({min(v):.1f}–{max(v):.1f})" if v else '—'
+
+def _exact(S): return next((k for k in S['subsets'] if k.startswith('exact')), None)
+
+def _lat(a, b='1'):
+    "The arm's best latency at batch `b` in ms (ONNX Runtime or eager, whichever is faster), and where"
+    lat = a.get('latency') or {}
+    opts = [(v[b], k) for k, v in (('onnx', lat.get('onnx') or {}), ('eager', lat.get('eager') or {})) if v.get(b)]
+    return min(opts) if opts else (None, None)
+
+def rows(S):
+    "One row per arm of a comparison's summary: the verdict table of the page and the README"
+    base, ex, out = S['arms'][S['baseline']], _exact(S), []
+    for name, a in S['arms'].items():
+        vs = a.get('vs_baseline')
+        lat1, lat64 = _lat(a), _lat(a, '64')
+        out.append({'arm': name, 'lr (chosen on validation)': a['lr'], 'seeds': a['n'],
+                    **({f'{ex} %': _acc(a['acc'].get(ex))} if ex else {}), 'all 10k %': _acc(a['acc'].get('all')),
+                    f"vs {S['baseline']}, all 10k (95 % interval)": '—' if vs is None else
+                        '{:+.1f} ({:+.1f} to {:+.1f})'.format(*vs['interval']['all']).replace('-', '−'),
+                    'training time': '—' if not a['train_s'] else f"{a['train_s']:.0f} s ({a['train_s']/base['train_s']:.1f}×)" if base['train_s'] else f"{a['train_s']:.0f} s",
+                    'latency b1': '—' if lat1[0] is None else f"{1e3*lat1[0]:.2f} ms",
+                    'latency b64': '—' if lat64[0] is None else f"{1e3*lat64[0]:.0f} ms"})
+    return out
+
+def headline(Ssp, Sx4=None):
+    "The verdict in one sentence, from the intervals: the dynamic arm the validation ranked first against the twin at each budget"
+    if Ssp is None: return "Not measured yet: `python bench/pays.py run --budget speedrun`."
+    out = []
+    for S, at in ((Ssp, 'At the CPU speedrun budget'), (Sx4, 'at four times the passes')):
+        if S is None or not S.get('best_dynamic_by_valid'): continue
+        b = S['best_dynamic_by_valid']; a, t = S['arms'][b], S['arms'][S['baseline']]
+        if not a.get('vs_baseline'): continue
+        v = a['vs_baseline']['verdict']['all']
+        lat, tl = _lat(a)[0], _lat(t)[0]
+        out.append(f"{at} the dynamic arm the validation ranks first ({b}) is {v} against the static twin on all 10,000 test images"
+                   f" ({a['n']} and {t['n']} seeds), at {a['train_s']/t['train_s']:.1f}× its training time"
+                   + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else ""))
+    if not out: return "Not measured yet."
+    text = '; '.join(out) + '.'
+    return text[0].upper() + text[1:]
+
+def pair(results, budget, a, b):
+    "(difference, lower, upper) in points of arm `a` against arm `b` of the comparison of `budget`, paired on the same test images"
+    import numpy as np
+    from dynblocks.compare import paired_interval, unpack
+    f = Path(results)/'pays'/budget/'results.jsonl'
+    rs = [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+    C = {k: [unpack(r['correct'], r['n_test']) for r in rs if r['kind'] == 'final' and r['arm'] == k] for k in (a, b)}
+    if not (C[a] and C[b]): return None
+    return paired_interval(np.stack(C[a]), np.stack(C[b]))

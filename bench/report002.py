@@ -1,0 +1,103 @@
+"""Report 002 (SE-ResNet, 84.1 %) measured on a CPU: its whole recipe, and its own search at the fidelity a CPU allows.
+
+    python bench/report002.py score RUN [--load LOG] [--start FILE --end FILE]   # a finished `dynblocks train --recipe seed002` run
+    python bench/report002.py tune STORAGE --study NAME --command "..."           # the Optuna study of `dynblocks tune --space seed002`
+
+`score` reads a run folder of `dynblocks train --recipe seed002 --data DIR --out RUN` (20 epochs of all 50,000
+training images, batch 16, the preset's optimiser and schedule), scores its safe model files on the test set of
+`DIR` (no TTA, as the report) apart on the exact images 0-999 and the JPEG copies 1000-9999 and on all 10,000, and
+adds the run to `bench/results/seed002-cpu.json` with its per-epoch curve, seconds, images/s, the machine and the
+load during the run (`--load`: lines of `time load1 load5 load15 ...` logged beside it). The run's accuracy does not
+depend on the load (a seeded run), its seconds do: the load is recorded, not used to drop the run.
+`tune` writes the trials of the reduced-fidelity search (`seed002-tune-cpu.json`): each trial's parameters,
+validation loss after each epoch, state and seconds, and where the report's own choice (Adam, lr 3.7e-4, batch 16) falls.
+"""
+from __future__ import annotations
+import argparse, csv, json, statistics, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import RESULTS  # noqa: E402
+
+OUT, TUNE = RESULTS/'seed002-cpu.json', RESULTS/'seed002-tune-cpu.json'
+
+
+def _accuracy(model, x, y, bs=500):
+    import torch
+    mean, std = (torch.tensor(v).reshape(1, -1, 1, 1) for v in model.meta['normalize'])
+    right = []
+    with torch.inference_mode():
+        for i in range(0, len(x), bs):
+            xb = (torch.from_numpy(x[i:i+bs]).permute(0, 3, 1, 2).float()/255 - mean)/std
+            right.append(model(xb).argmax(1) == torch.from_numpy(y[i:i+bs]))
+    return torch.cat(right).numpy()
+
+
+def score(a):
+    from dynblocks.export import load_model
+    from dynblocks.cifar import load_cifar10
+    from dynblocks.compare import machine, pack
+    run = Path(a.run)
+    s = json.loads((run/'summary.json').read_text())
+    if s['recipe'] != 'seed002' or s['config'].get('epochs') not in (None, 20) or s['n_train'] != 50_000:
+        sys.exit(f"{run} is not the full seed002 recipe (recipe {s['recipe']}, {s['n_train']} training images, epochs {s['config'].get('epochs')}).")
+    data = load_cifar10(s['data'], download=False)
+    x, y = data['test']
+    c = _accuracy(load_model(run), x, y)
+    hist = list(csv.DictReader(open(run/'history.csv')))
+    load = [list(map(float, l.split()[1:4])) for l in open(a.load)] if a.load else []
+    t0 = float(Path(a.start).read_text()) if a.start else None
+    t1 = float(Path(a.end).read_text()) if a.end else None
+    row = dict(run=str(run), seed=s['config']['seed'], epochs=s['epochs'], bs=s['bs'], n_train=s['n_train'], params=s['params'],
+               acc_exact1000=float(c[:1000].mean()), acc_jpeg9000=float(c[1000:].mean()), acc_all=float(c.mean()),
+               final_valid_accuracy=s['final_accuracy'], best_valid_accuracy=s['best_accuracy'],
+               curve=[dict(epoch=int(h['epoch']), train_loss=float(h['train_loss']), valid_loss=float(h['valid_loss']),
+                           valid_accuracy=float(h['valid_accuracy'])) for h in hist],
+               train_s=s['wall_s'], run_s=s['run_s'], wall_s=None if t0 is None or t1 is None else round(t1 - t0, 1),
+               images_per_s=s['images_per_s'], resumed_from=s['resumed_from'],
+               load=None if not load else dict(samples=len(load), load1_median=statistics.median(r[0] for r in load),
+                                              load1_max=max(r[0] for r in load), every_s=60),
+               correct=pack(c), machine=machine(), versions=s['versions'], config=s['config'],
+               scored=time.strftime('%Y-%m-%d'))
+    res = json.loads(OUT.read_text()) if OUT.exists() else dict(
+        what='report 002 on a CPU', report_acc=84.1, recipe='seed002',
+        command='dynblocks train --recipe seed002 --data DIR --seed S --out RUN; python bench/report002.py score RUN', runs=[])
+    res['runs'] = [r for r in res['runs'] if r['seed'] != row['seed']] + [row]
+    res['summary'] = {k: dict(mean=statistics.mean(r[k] for r in res['runs']), min=min(r[k] for r in res['runs']),
+                              max=max(r[k] for r in res['runs']), n=len(res['runs'])) for k in ('acc_exact1000', 'acc_jpeg9000', 'acc_all')}
+    OUT.write_text(json.dumps(res, indent=1) + '\n')
+    print(json.dumps({k: row[k] for k in ('seed', 'acc_exact1000', 'acc_jpeg9000', 'acc_all', 'train_s', 'images_per_s')}))
+
+
+def tune(a):
+    import optuna
+    st = optuna.load_study(study_name=a.study, storage=a.storage)
+    trials = []
+    for t in st.trials:
+        trials.append(dict(number=t.number, state=t.state.name, value=t.value, params=t.params,
+                           seconds=None if t.datetime_complete is None or t.datetime_start is None
+                           else round((t.datetime_complete - t.datetime_start).total_seconds(), 1),
+                           steps={str(k): v for k, v in t.intermediate_values.items()}))
+    done = [t for t in trials if t['state'] == 'COMPLETE']
+    best = min(done, key=lambda t: t['value']) if done else None
+    rank = lambda pred: sorted([t['value'] for t in done]).index(min(t['value'] for t in done if pred(t))) + 1 if any(pred(t) for t in done) else None
+    near = lambda t: t['params']['opt'] == 'adam' and t['params']['bs'] == 16 and 1e-4 <= t['params']['lr'] <= 1e-3
+    res = dict(what="report 002's search at reduced fidelity", command=a.command, storage=a.storage.rsplit('/', 1)[-1], study=a.study,
+               fidelity=a.fidelity, machine=__import__('dynblocks.compare', fromlist=['machine']).machine(), trials=trials,
+               best=best, report_choice=dict(opt='adam', lr=3.7168e-4, bs=16),
+               report_choice_rank=dict(rule='the best completed trial with Adam, batch 16 and lr in 1e-4..1e-3 (the neighbourhood of the report\'s choice)',
+                                       rank=rank(near), of=len(done)))
+    TUNE.write_text(json.dumps(res, indent=1) + '\n')
+    print(json.dumps(dict(best=best, rank=res['report_choice_rank']), indent=1))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest='part', required=True)
+    s = sub.add_parser('score'); s.add_argument('run'); s.add_argument('--load'); s.add_argument('--start'); s.add_argument('--end')
+    t = sub.add_parser('tune'); t.add_argument('storage'); t.add_argument('--study', required=True); t.add_argument('--command', required=True)
+    t.add_argument('--fidelity', required=True, help='what the trials trained on, in words')
+    a = p.parse_args(argv)
+    return score(a) if a.part == 'score' else tune(a)
+
+
+if __name__ == '__main__': main()
