@@ -1,7 +1,8 @@
 """Does the dynamic block pay? The study, as arms handed to `dynblocks compare` (`dynblocks.compare`).
 
     python bench/pays.py plan --budget speedrun   # its runs, and the hours they take from the first study's seconds
-    python bench/pays.py run --budget speedrun    # the twin, static_flops and the first study's three best dynamic arms
+    python bench/pays.py run --budget speedrun    # the twin, static_flops, the first study's three best dynamic arms, and the
+                                                  # twin given the seconds of the dynamic arm the validation ranks first
     python bench/pays.py run --budget x4          # the twin, static_flops, the dynamic arm the validation ranked first, and
                                                   # the twin given that arm's seconds; learning rates the speedrun's sweep chose
 
@@ -25,6 +26,7 @@ FIRST = RESULTS/'pays-cpu.json'  # the first study: its speedrun means choose th
 OUT = RESULTS/'pays'  # bench/results/pays/<budget>/: what the page reads
 PASSES = dict(speedrun=3, x4=12)
 N_TRAIN, SEEDS, EXACT = 45_000, [0, 1, 2, 3, 4], 1000
+TWIN = dict(n_branches=1, norm='branch', act='branch')  # the static twin as the study first ran it (the presets' defaults may change)
 RECIPE = dict(recipe='cpu10', recipe_kw=dict(tta='flip'))
 REPORTS = dict(n_branches=2, norm='branch', act='branch', start='random', router='linear', gate='softmax')  # the reports' block
 LINEAR = dict(norm='after', act='after')  # branches linear up to the sum: BatchNorm and GELU after it
@@ -50,7 +52,7 @@ def _train_flops(kw):
 def static_width(dyn_kw):
     "Width of the one-branch `dyn_cpu` whose training FLOPs are closest to the dynamic arm's"
     target = _train_flops(dyn_kw)
-    return min((w/100 for w in range(100, 251, 5)), key=lambda w: abs(_train_flops(dict(n_branches=1, width=w)) - target))
+    return min((w/100 for w in range(100, 251, 5)), key=lambda w: abs(_train_flops(dict(TWIN, width=w)) - target))
 
 
 def arm(name, kw, recipe_kw=None, what='', **extra):
@@ -69,21 +71,22 @@ def config(budget:str, root:Path, data=None, smoke=False):
     from dynblocks.compare import CompareConfig, summarize
     names = first_three()
     width = static_width(DYNAMIC[names[0]][0])  # every two-branch arm has the same training FLOPs
-    twin = arm('twin', dict(n_branches=1), what='static twin: one branch per block, same widths')
-    flops = arm('static_flops', dict(n_branches=1, width=width), what=f"static, width {width}: the dynamic arms' training FLOPs")
+    twin = arm('twin', dict(TWIN), what='static twin: one branch per block, same widths')
+    flops = arm('static_flops', dict(TWIN, width=width), what=f"static, width {width}: the dynamic arms' training FLOPs")
     if budget == 'speedrun':
-        arms = [twin, flops] + [arm(n, DYNAMIC[n][0], DYNAMIC[n][1], DYNAMIC[n][2]) for n in names]
+        arms = [twin, flops] + [arm(n, DYNAMIC[n][0], DYNAMIC[n][1], DYNAMIC[n][2]) for n in names] + \
+               [arm('twin_time', dict(TWIN), what="static twin given the seconds of the dynamic arm the validation ranks first", time_of='best_valid')]
     else:  # x4: the dynamic arm the speedrun's validation ranked first, and every arm at the rate its sweep chose there
         s = summarize(root/'speedrun') if not smoke else None
         best = s['best_dynamic_by_valid'] if s else names[0]
         lr = (lambda a: {'lr': s['arms'][a]['lr']}) if s else (lambda a: {})
         kw, rk, what = DYNAMIC[best]
-        arms = [arm('twin', dict(n_branches=1), lr('twin'), twin.what), arm('static_flops', dict(n_branches=1, width=width), lr('static_flops'), flops.what),
-                arm(best, kw, {**rk, **lr(best)}, what), arm('twin_time', dict(n_branches=1), lr('twin'), f"static twin given {best}'s seconds", time_of=best)]
+        arms = [arm('twin', dict(TWIN), lr('twin'), twin.what), arm('static_flops', dict(TWIN, width=width), lr('static_flops'), flops.what),
+                arm(best, kw, {**rk, **lr(best)}, what), arm('twin_time', dict(TWIN), lr('twin'), f"static twin given {best}'s seconds", time_of=best)]
     c = CompareConfig(arms, seeds=SEEDS, passes=PASSES[budget], data=data, n_train=N_TRAIN, exact=EXACT, baseline='twin',
                       lr_factors=[0.7, 1.0, 1.5], sweep=2/3, valid=0.1, max_other=0.03)
     if smoke:  # the code path on tiny settings (tests/test_bench.py), not a measurement
-        c = CompareConfig(arms[:2] + [a for a in arms[2:3]], seeds=[0], passes=1, data=data, n_train=500, exact=100, baseline='twin',
+        c = CompareConfig(arms[:3] + arms[-1:], seeds=[0], passes=1, data=data, n_train=500, exact=100, baseline='twin',
                           lr_factors=[1.0], sweep=1., valid=0.2, latency=False)
     return c
 

@@ -80,7 +80,7 @@ def headline(Ssp, Sx4=None):
         v = a['vs_baseline']['verdict']['all']
         lat, tl = _lat(a)[0], _lat(t)[0]
         out.append(f"{at} the dynamic arm the validation ranks first ({b}) is {v} against the static twin on all 10,000 test images"
-                   f" ({a['n']} and {t['n']} seeds), at {a['train_s']/t['train_s']:.1f}× its training time"
+                   f" ({a['n']} and {t['n']} seeds)" + (f", at {a['train_s']/t['train_s']:.1f}× its training time" if a['train_s'] and t['train_s'] else "")
                    + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else ""))
     if not out: return "Not measured yet."
     text = '; '.join(out) + '.'

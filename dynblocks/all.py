@@ -10,11 +10,11 @@ __all__ = []
 # %% ../nbs/99_all.ipynb #caed57f9
 from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_out, mask_url, check_num, check_limit, LIMITS,
                             launched, atomic_write, check_room)
-from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
+from .block import DynBlock, KernelBank, Impl, Start, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten,
                               external_model, check_model, library_models, LIBRARIES)
-from .dynamize import DynConv2d, dynamize, dyn_convs
+from .dynamize import DynConv2d, dynamize, dyn_convs, dyn_layers
 from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
                              stratified_idxs, read_image, MAX_PIXELS)
 from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
@@ -22,13 +22,14 @@ from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batc
 from .data import Stats, stats_of, DeviceDL, cifar10_dls
 from .callbacks import StopOnNanLoss, EMA, Checkpoint, load_checkpoint, resume_from, BranchWeights
 from .optim import CrossEntropyKL, Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, Opt, WdMode, make_opt_func
-from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls
+from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls, register_recipe
 from .learner import dyn_learner, dyn_vision_learner, pretrained_weights, epoch_time, SlowOnCPUWarning, SLOW_EPOCH
 from .distributed import DistributedDeviceDL
 from .infer import fit_image, predict_files, OnnxModel, load_onnx
 from .train import RunConfig, resolve_data, train_run, run_bytes
 from .export import save_model, load_model, load_export, export_onnx, check_onnx
 from .tune import dyn_tune, default_space, seed002_space, trial_config, save_study_plots  # Optuna itself loads on first use
-from .compare import Arm, CompareConfig, compare, jobs, run_worker, summarize, table, plot_pareto, paired_interval, verdict, latency, load_config
+from .compare import (Arm, CompareConfig, BEST_VALID, compare, jobs, run_worker, best_by_valid, summarize, table, plot_pareto,
+                               paired_interval, verdict, latency, load_config, LoadMeter, wait_for_idle, cpu_busy, machine, pack, unpack)
 from .reports import REPORTS, report_info, report_facts
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

@@ -13,8 +13,8 @@ from torch import nn, Tensor
 from .core import DynblocksError, choice, conv_out
 
 # %% auto #0
-__all__ = ['Impl', 'Start', 'Pos', 'Route', 'GateFn', 'MLPRouter', 'make_router', 'router_out', 'Gate', 'DynBlock', 'check_impls',
-           'impl_sweep', 'set_impl']
+__all__ = ['Impl', 'Start', 'Pos', 'Route', 'GateFn', 'MLPRouter', 'make_router', 'router_out', 'Gate', 'KernelBank', 'DynBlock',
+           'check_impls', 'impl_sweep', 'set_impl']
 
 # %% ../nbs/01_block.ipynb #fbf65aee
 class Impl(str, Enum):
@@ -24,9 +24,10 @@ class Impl(str, Enum):
     aggregate = 'aggregate'
 
 class Start(str, Enum):
-    "How a `DynBlock`'s kernels start: independent ('random', the reports'), or as its one-branch twin ('twin')"
+    "How a dynamic layer's kernels start: independent ('random', the reports'), or as the one-branch layer: one shared kernel plus residuals ('twin'), or copies of it plus residuals ('copies')"
     random = 'random'
     twin = 'twin'
+    copies = 'copies'
 
 class Pos(str, Enum):
     "Where a `DynBlock` puts its norm or activation: in every `branch`, `after` the weighted sum, `after_add` (after the residual add), or `none`"
@@ -102,8 +103,80 @@ class Gate(nn.Module):
         return F.softmax(z, dim=1) if self.kind == GateFn.softmax else torch.sigmoid(z) * (2 / z.shape[1])  # (B, L)
     def extra_repr(self): return f"{self.kind.value}, temperature={self.temperature}"
 
+# %% ../nbs/01_block.ipynb #ec2545b6
+class KernelBank(nn.Module):
+    "The kernels, router and gate of a dynamic layer (`DynBlock`, `DynConv2d`): L kernels, independent or a shared one plus zero-mean residuals, weighed per sample"
+    def _bank(self,
+              ni:int,  # input channels (the router reads their spatial mean)
+              nf:int,  # output channels of one kernel
+              shape:tuple,  # a kernel's shape after `nf`: (ni/groups, kh, kw)
+              n_branches:int,  # L
+              start:str,  # a `Start`: 'twin' stores `weight` (W_0) and `delta` (δ_l); otherwise `weight` holds the L kernels
+              router:str,  # a `Route`
+              gate:str,  # a `GateFn`
+              temperature:float,  # the gate's
+              w0:Tensor|None=None,  # start from this kernel (`start_from`) before the router is made, or leave the kernels empty
+              noise:float=0.1,  # the residuals' spread, × `w0`'s std
+             ):
+        "Make the kernels (`weight`, and `delta` for a twin start), the router `attn` and the `gate`"
+        L = self.n_branches = n_branches
+        self.nf, self.start, self.delta = nf, choice(Start, start, 'start'), None
+        if self.start == Start.twin and L > 1:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
+            self.weight = nn.Parameter(torch.empty(nf, *shape))  # W_0
+            self.delta = nn.Parameter(torch.empty(L*nf, *shape))  # δ_l, branch-major
+        else: self.weight = nn.Parameter(torch.empty(L*nf, *shape))  # every branch's kernel, branch-major
+        if w0 is not None: self._residuals(w0, noise)
+        self.attn = make_router(router, ni, L)  # mean_hw(x) -> branch logits
+        self.gate = Gate(gate, temperature)  # logits -> branch weights
+        if w0 is not None: self._zero_router()
+
+    @torch.no_grad()
+    def _residuals(self, w0, noise):
+        L = self.n_branches
+        d = torch.randn(L, *w0.shape, dtype=w0.dtype, device=w0.device)  # (L, nf, …)
+        d = (d - d.mean(0)) * (noise * w0.float().std().clamp_min(1e-8)).to(w0.dtype) if L > 1 else 0*d  # Σ_l δ_l = 0
+        if self.delta is not None: self.weight.copy_(w0); self.delta.copy_(d.reshape_as(self.delta))
+        else: self.weight.copy_((w0.unsqueeze(0) + d).reshape_as(self.weight))  # independent copies, each W_0 + δ_l
+
+    @torch.no_grad()
+    def _zero_router(self):
+        last = router_out(self.attn)
+        last.weight.zero_(); last.bias.zero_()  # equal weights for every input: the layer computes its one-branch twin
+
+    def start_from(self,
+                   w0:Tensor,  # the one-branch layer's kernel (nf, …)
+                   noise:float=0.1,  # the residuals' spread, × the std of `w0`
+                  ):
+        "Start as the one-branch layer with kernel `w0`: branch l is `w0` + δ_l with Σ_l δ_l = 0, and a zero router (equal weights)"
+        self._residuals(w0, noise); self._zero_router()
+
+    def kernels(self) -> Tensor:
+        "The L kernels, branch-major (L·nf, …): W_0 + δ_l for a twin start"
+        return self.weight if self.delta is None else self.weight.repeat(self.n_branches, *[1]*(self.weight.ndim - 1)) + self.delta
+
+    def mix(self,
+            a:Tensor,  # branch weights (B, L)
+            k:Tensor,  # kernels (L·nf, …), e.g. from `kernels`
+           ) -> Tensor:
+        "Each sample's kernel Σ_l a_l W_l, stacked (B·nf, …): what 'aggregate' convolves with, grouped over the batch"
+        B, L = a.shape
+        return (a.to(k.dtype) @ k.reshape(L, -1)).reshape(B*self.nf, *k.shape[1:])
+
+    @property
+    def temperature(self):
+        "The gate's temperature (a plain attribute of `self.gate`, which `AnnealTemperature` sets every batch)"
+        return self.gate.temperature
+    @temperature.setter
+    def temperature(self, v): self.gate.temperature = v
+
+    def attention(self,
+                  x:Tensor,  # the layer's input (B, ni, H, W)
+                 ) -> Tensor:
+        "Branch weights `a` (B, L): the gate of the router's logits for the spatial mean of `x`"
+        return self.gate(self.attn(x.mean((2, 3))))  # (B, L)
+
 # %% ../nbs/01_block.ipynb #4bf4fde9
-class DynBlock(nn.Module):
+class DynBlock(KernelBank):
     "`n_branches` conv branches on the same input, summed with per-sample weights from `mean_hw(x)` (a router and a gate)"
     def __init__(self,
                  ni:int,  # input channels
@@ -123,8 +196,8 @@ class DynBlock(nn.Module):
                  keep_attn:bool=True,  # keep the last forward's attention weights in `last_attn`
                  router:str='linear',  # a `Route`: the reports' single 'linear' layer, or an 'mlp' with BatchNorm
                  gate:str='softmax',  # a `GateFn`: 'softmax' (the reports') or 'sigmoid' (CondConv's, scaled by 2/L)
-                 start:str='random',  # a `Start`: 'random' (independent kernels, the reports') or 'twin' (the one-branch block's function)
-                 noise:float=0.1,  # with `start='twin'`: spread of the branch residuals, × the shared kernel's std
+                 start:str='random',  # a `Start`: 'random' (independent kernels, the reports'), 'twin' (the one-branch block's function) or 'copies'
+                 noise:float=0.1,  # with `start='twin'` or 'copies': spread of the branch residuals, × the one kernel's std
                 ):
         super().__init__()
         if ni < 1 or nf < 1 or n_branches < 1: raise DynblocksError(f"`ni`, `nf` and `n_branches` must be >= 1, got {ni}, {nf}, {n_branches}.")
@@ -142,16 +215,10 @@ class DynBlock(nn.Module):
             raise DynblocksError(f"`padding={padding}` is too small for kernel sizes {self.ks}: use at least {(self.kmax-min(self.ks))//2}.")
         self.norm, self.act = choice(Pos, norm, 'norm position'), choice(Pos, act, 'act position')
         self.drop, self.pool, self.keep_attn, self.noise = drop, pool, keep_attn, noise
-        self.start = choice(Start, start, 'start')
-        if self.start == Start.twin and len(set(self.ks)) > 1:
-            raise DynblocksError(f"`start='twin'` needs one kernel size for every branch, got {self.ks}: give `ks` as one int.")
+        if choice(Start, start, 'start') != Start.random and len(set(self.ks)) > 1:
+            raise DynblocksError(f"`start={start!r}` needs one kernel size for every branch, got {self.ks}: give `ks` as one int.")
         L = n_branches
-        self.delta = None
-        if self.start == Start.twin and L > 1:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
-            self.weight = nn.Parameter(torch.empty(nf, ni, self.kmax, self.kmax))  # W_0
-            self.delta = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # δ_l, branch-major
-        else:
-            self.weight = nn.Parameter(torch.empty(L*nf, ni, self.kmax, self.kmax))  # all branches' kernels, branch-major
+        self._bank(ni, nf, (ni, self.kmax, self.kmax), L, start, router, gate, temperature)  # kernels, router and gate
         self.bias = None if self.norm == Pos.branch else nn.Parameter(torch.zeros(L*nf))
         mask = torch.zeros(L, nf, 1, self.kmax, self.kmax)
         for l, k in enumerate(self.ks):
@@ -162,8 +229,6 @@ class DynBlock(nn.Module):
         self.bn = nn.BatchNorm2d(L*nf) if self.norm == Pos.branch else None  # one BN over L·nf = L per-branch BNs
         self.post_bn = nn.BatchNorm2d(nf) if self.norm in (Pos.after, Pos.after_add) else None
         self.act_fn = act_cls() if self.act != Pos.none else None
-        self.attn = make_router(router, ni, L)  # mean_hw(x) -> branch logits
-        self.gate = Gate(gate, temperature)  # logits -> branch weights
         self.shortcut = self._make_shortcut() if residual else None
         self.impl = impl
         self.last_attn = None
@@ -175,28 +240,16 @@ class DynBlock(nn.Module):
         return nn.Sequential(nn.Conv2d(self.ni, self.nf, 1, stride=s, bias=False), nn.BatchNorm2d(self.nf))
 
     def reset_parameters(self, act_cls=nn.ReLU):  # the activation the gain is computed for
-        "Kaiming-normal kernels (each branch's for its own size, zero outside it); with `start='twin'`, one shared kernel, zero-mean residuals and a zero router"
+        "Kaiming-normal kernels (each branch's for its own size, zero outside it); with `start='twin'` or 'copies', one Kaiming kernel, zero-mean residuals and a zero router"
         nl = 'leaky_relu' if act_cls is nn.LeakyReLU else 'relu'
         with torch.no_grad():
-            if self.delta is not None:  # the twin start (one branch: a plain kernel, it is its own twin)
-                nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity=nl)
-                d = torch.randn(self.n_branches, *self.weight.shape, device=self.weight.device)  # (L, nf, ni, k, k)
-                d = (d - d.mean(0)) * self.noise * self.weight.std()  # Σ_l δ_l = 0
-                self.delta.copy_(d.reshape_as(self.delta))
-                last = router_out(self.attn)
-                last.weight.zero_(); last.bias.zero_()  # equal weights for every input: the block is its twin
-                return
+            if self.start != Start.random and self.n_branches > 1:  # one branch: a plain kernel, it is its own twin
+                w0 = nn.init.kaiming_normal_(torch.empty(self.nf, self.ni, self.kmax, self.kmax, device=self.weight.device), mode='fan_out', nonlinearity=nl)
+                return self.start_from(w0, self.noise)
             self.weight.zero_()
             for l, k in enumerate(self.ks):
                 o = (self.kmax - k)//2
                 nn.init.kaiming_normal_(self.weight[l*self.nf:(l+1)*self.nf, :, o:o+k, o:o+k], mode='fan_out', nonlinearity=nl)
-
-    @property
-    def temperature(self):
-        "The gate's temperature (a plain attribute of `self.gate`, which `AnnealTemperature` sets every batch)"
-        return self.gate.temperature
-    @temperature.setter
-    def temperature(self, v): self.gate.temperature = v
 
     @property
     def impl(self): return self._impl
@@ -217,14 +270,9 @@ class DynBlock(nn.Module):
         "Height of the output for an input of height `s`"
         return conv_out(s, self.kmax, self.stride, self.padding, 2 if self.pool else 1)
 
-    def attention(self, x:Tensor,  # the block's input (B, ni, H, W)
-                 ) -> Tensor:
-        "Branch weights `a` (B, L): the gate of the router's logits for the spatial mean of `x`"
-        return self.gate(self.attn(x.mean((2, 3))))  # (B, L)
-
     def _kernel(self):
-        w = self.weight if self.delta is None else self.weight.repeat(self.n_branches, 1, 1, 1) + self.delta  # W_0 + δ_l
-        return w * self.mask if self.mixed else w  # (L·nf, ni, k, k)
+        w = self.kernels()  # (L·nf, ni, k, k): W_0 + δ_l for a twin start
+        return w * self.mask if self.mixed else w
 
     def _branch(self, x, l):
         "Branch `l` alone, as the formula reads: conv → norm → act → dropout → pool"
@@ -267,7 +315,7 @@ class DynBlock(nn.Module):
         B, ni, H, W = x.shape
         L, nf, k = self.n_branches, self.nf, self.kmax
         w, b = self.folded_kernel()
-        wa = (a.to(w.dtype) @ w.reshape(L, -1)).reshape(B*nf, ni, k, k)  # per-sample kernel Σ_l a_l W_l
+        wa = self.mix(a, w)  # (B·nf, ni, k, k): per-sample kernel Σ_l a_l W_l
         ba = None if b is None else (a.to(b.dtype) @ b.reshape(L, nf)).reshape(B*nf)  # (B·nf,)
         y = F.conv2d(x.reshape(1, B*ni, H, W), wa, ba, self.stride, self.padding, groups=B)  # (1, B·nf, H', W')
         return y.reshape(B, nf, *y.shape[2:])  # (B, nf, H', W')
@@ -343,11 +391,12 @@ def impl_sweep():
     ]
 
 # %% ../nbs/01_block.ipynb #4493fce3
-def set_impl(model:nn.Module,  # any module containing `DynBlock`s
+def set_impl(model:nn.Module,  # any module containing dynamic layers (`DynBlock`s, `DynConv2d`s)
              impl:str,  # 'reference', 'fused' or 'aggregate'
             ) -> nn.Module:
-    "Switch every `DynBlock` in `model` to `impl` (aggregate where it applies, else fused); returns `model`"
+    "Switch every dynamic layer in `model` to `impl` where it applies (aggregate: linear branches; reference: blocks), else fused; returns `model`"
     impl = choice(Impl, impl, 'impl')
     for m in model.modules():
         if isinstance(m, DynBlock): m.impl = impl if impl != Impl.aggregate or m.linear_branches else Impl.fused
+        elif isinstance(m, KernelBank): m.impl = 'aggregate' if impl == Impl.aggregate else 'fused'  # a `DynConv2d`: linear by nature
     return model

@@ -21,7 +21,7 @@ from fastai.torch_core import get_model, rank_distrib, num_distrib
 from torch import Tensor
 from .core import DynblocksError, MissingFileError, atomic_write
 from .block import DynBlock
-from .dynamize import DynConv2d
+from .dynamize import DynConv2d, dyn_layers
 from .models import PatchWhiten
 
 # %% auto #0
@@ -279,7 +279,7 @@ class AnnealTemperature(Callback):
 
     def before_fit(self):
         self.active = not hasattr(self.learn, 'lr_finder')
-        self.layers = [m for m in self.learn.model.modules() if isinstance(m, (DynBlock, DynConv2d))] if self.active else []
+        self.layers = dyn_layers(self.learn.model) if self.active else []
     def before_batch(self):
         if self.training and self.active: self._set(self.temperature(self.pct_train))  # resumed fits: `pct_train` counts from the start
     def after_fit(self):
@@ -472,7 +472,7 @@ def attention_state(entropy:float,  # mean normalised entropy (1: uniform)
     if differs < 0.05 and spread < 0.05: return 'collapsed'
     return 'per-sample'
 
-def _dyn_layers(model): return [m for m in model.modules() if isinstance(m, (DynBlock, DynConv2d)) and m.n_branches > 1]
+def _dyn_layers(model): return dyn_layers(model, min_branches=2)  # the layers that route: what `BranchWeights` records
 
 class BranchWeights(Callback):
     "Record the attention of each dynamic layer: during validation its mean per branch, per class and its health; its health every `every` training batches"

@@ -148,17 +148,14 @@ def config_from_args(args,  # `dynblocks train` arguments, parsed by `make_parse
     return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)})
 
 def _resumed_config(args):
-    "The configuration saved in the checkpoint of `--out`, with any flag the user gave checked against it"
+    "The configuration saved in the checkpoint of `--out`, with the flags the user gave on top (`train_run` refuses any that contradicts it)"
     from dynblocks.callbacks import load_checkpoint
     from dynblocks.train import RunConfig
     saved = load_checkpoint(Path(args.out)/'checkpoint.pth').get('config')
     if not saved: raise DynblocksError(f"The checkpoint in {args.out} holds no run configuration; resume with the same flags as the run.")
     defaults = config_from_args(make_parser().parse_args(['train'])).to_dict()
     given = {k: v for k, v in config_from_args(args).to_dict().items() if v != defaults[k] and k not in ('out', 'lr_find')}
-    bad = {k: (saved.get(k), v) for k, v in given.items() if saved.get(k) != v}
-    if bad: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with; "
-        "for other ones start a new run in another --out.".format(args.out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in bad.items())))
-    return RunConfig(**{**saved, 'out': args.out})
+    return RunConfig(**{**saved, **given, 'out': args.out})  # the one comparison with the saved options is `train_run`'s
 
 def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
     "Run `dynblocks train` with parsed `args` through `train_run`; returns the `Learner`"
@@ -192,15 +189,12 @@ def _tune(args):
 
 def _best_trial(cfg, name:str, storage:str|None):  # a `RunConfig`, the study's name and storage URL
     "`cfg` with the parameters of the best trial of the Optuna study `name`"
-    from dynblocks.tune import _optuna, trial_config
+    from dynblocks.tune import _optuna, _storage, trial_config
     optuna = _optuna()
     if storage is None: raise DynblocksError("--from-study needs --storage: the database URL of the study (e.g. sqlite:///study.db).")
-    try: st = optuna.load_study(study_name=name, storage=storage)
+    try:
+        with _storage(storage): st = optuna.load_study(study_name=name, storage=storage)
     except KeyError: raise DynblocksError(f"No study {name!r} in {mask_url(storage)}; check --from-study and --storage.") from None
-    except Exception as e:
-        if 'sqlalchemy' not in type(e).__module__ and not isinstance(e, (ValueError, ImportError)): raise
-        raise DynblocksError(f"Cannot open the storage {mask_url(storage)} ({type(e).__name__}); check the URL, e.g. "
-                             "sqlite:///study.db or postgresql://user:password@host/db.") from None
     if not any(t.state.name == 'COMPLETE' for t in st.trials):
         raise DynblocksError(f"Study {name!r} has no finished trial yet; run `dynblocks tune` first.")
     p = st.best_trial.user_attrs.get('config', st.best_params)  # the trial's `RunConfig` fields (recipe, arch_kw, …)

@@ -15,10 +15,13 @@ from .core import DynblocksError, atomic_write, check_num, unknown
 # `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait for them
 
 # %% auto #0
-__all__ = ['Arm', 'CompareConfig', 'jobs', 'cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'latency',
-           'run_worker', 'paired_interval', 'verdict', 'summarize', 'table', 'plot_pareto', 'load_config', 'compare']
+__all__ = ['BEST_VALID', 'Arm', 'CompareConfig', 'jobs', 'cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack',
+           'latency', 'best_by_valid', 'run_worker', 'paired_interval', 'verdict', 'summarize', 'table', 'plot_pareto',
+           'load_config', 'compare']
 
 # %% ../nbs/13a_compare.ipynb #7fc4399d
+BEST_VALID = 'best_valid'  # `Arm.time_of` naming no arm but the dynamic arm the validation ranks first (known once the sweeps are done)
+
 @dataclass
 class Arm:
     "One network of a comparison, as plain data: its model, its recipe, or another arm's seconds"
@@ -27,7 +30,7 @@ class Arm:
     model_kw:dict|None = None  # model options as `--arch-kw` takes them (`width`, `n_branches`, `dynamize`, …)
     recipe:str = 'default'  # the recipe it trains with
     recipe_kw:dict|None = None  # recipe fields (`tta`, `anneal`, `lr`, …); an `lr` here is used as it is, not swept
-    time_of:str|None = None  # a derived arm: as many passes as fit in the seconds the arm named here took, seed by seed
+    time_of:str|None = None  # a derived arm: as many passes as fit in the seconds the arm named here took, seed by seed ('best_valid': the dynamic arm the validation ranks first)
     what:str = ''  # one line saying what the arm is
 
     def __post_init__(self):
@@ -81,8 +84,8 @@ class CompareConfig:
         if len(names) < 2: raise DynblocksError(f"A comparison needs at least two arms, got {names}.")
         if len(set(names)) < len(names): raise DynblocksError(f"Arm names must differ: {sorted(n for n in set(names) if names.count(n) > 1)} repeat.")
         for a in self.arms:
-            if a.time_of is not None:
-                if a.time_of not in names: unknown(f"arm for `time_of` of {a.name!r}", a.time_of, names)
+            if a.time_of is not None and a.time_of != BEST_VALID:
+                if a.time_of not in names: unknown(f"arm for `time_of` of {a.name!r}", a.time_of, names + [BEST_VALID])
                 if self.arms[names.index(a.time_of)].time_of: raise DynblocksError(f"Arm {a.name!r} takes the seconds of {a.time_of!r}, itself a derived arm: name a trained one.")
         if self.baseline is None: self.baseline = names[0]
         if self.baseline not in names: unknown('baseline arm', self.baseline, names)
@@ -126,7 +129,8 @@ def jobs(cfg:CompareConfig,  # the comparison
     for s in cfg.seeds:
         for a in cfg.arms:
             after = [] if a.lr is not None else [_sweep_id(cfg, a, f) for f in cfg.lr_factors]
-            if a.time_of: after.append(f"final/{a.time_of}/s{s}")
+            if a.time_of == BEST_VALID: after = list(dict.fromkeys(after + [j['id'] for j in out if j['kind'] == 'sweep']))  # then the arm they rank first
+            elif a.time_of: after.append(f"final/{a.time_of}/s{s}")
             out.append(dict(id=f"final/{a.name}/s{s}", kind='final', arm=a.name, seed=s, factor=None, after=after))
     if cfg.latency:
         for a in cfg.arms:
@@ -208,7 +212,7 @@ def _run(cfg:CompareConfig, job:dict, folder:Path, lr:float|None, seconds:float|
     rc = _run_config(cfg, job, lr, seconds + WRITE_RESERVE if seconds is not None else None)  # the same seconds to the end of training
     rc.out = str(out)
     ck = out/'checkpoint.pth'
-    resume = ck.exists() and not (out/'summary.json').exists()
+    resume = ck.exists() and not (out/'summary.json').exists()  # a killed run goes on; a finished one (a loaded run redone) starts again
     if cfg.max_other is not None: wait_for_idle(cfg.max_other, say=say)
     with LoadMeter(cfg.max_other) as lm:
         learn = train_run(rc, resume=resume, overwrite=not resume, log=False, bars=False, t0=time.time())
@@ -216,7 +220,7 @@ def _run(cfg:CompareConfig, job:dict, folder:Path, lr:float|None, seconds:float|
     res = dict(id=job['id'], kind=job['kind'], arm=job['arm'], seed=job['seed'], factor=job['factor'], lr=learn.recipe.lr,
                acc=s['final_accuracy'], acc_tta=s['tta_accuracy'], tta=s['tta'], epochs=s['epochs'], train_s=s['wall_s'],
                run_s=s['run_s'], images_per_s=s['images_per_s'], params=s['params'], flops=s['flops'], attention=s['attention'],
-               n_train=s['n_train'], config=rc.to_dict(), **lm.record)
+               n_train=s['n_train'], config=rc.to_dict(), resumed_from=s['resumed_from'], **lm.record)
     if job['kind'] == 'final':
         if getattr(learn, 'tta_preds', None) is not None: p, y = learn.tta_preds
         else:
@@ -227,20 +231,10 @@ def _run(cfg:CompareConfig, job:dict, folder:Path, lr:float|None, seconds:float|
     return res
 
 # %% ../nbs/13a_compare.ipynb #f79cc65e
-def _set_impl(model, impl:str):
-    "Every dynamic layer of `model` in `impl` where it applies ('aggregate' needs branches linear up to the sum), else 'fused'"
-    from dynblocks.block import set_impl
-    from dynblocks.dynamize import DynConv2d
-    set_impl(model, impl)
-    for m in model.modules():
-        if isinstance(m, DynConv2d): m.impl = impl if impl in ('fused', 'aggregate') else 'fused'
-    return model
-
 def _impls(model) -> list:
     "The implementations worth timing for `model`: 'fused', and 'aggregate' where any dynamic layer takes it"
-    from dynblocks.block import DynBlock
-    from dynblocks.dynamize import DynConv2d
-    dyn = [m for m in model.modules() if (isinstance(m, DynBlock) and m.n_branches > 1) or (isinstance(m, DynConv2d) and m.n_branches > 1)]
+    from dynblocks.dynamize import DynConv2d, dyn_layers
+    dyn = dyn_layers(model, min_branches=2)
     agg = any(isinstance(m, DynConv2d) or m.linear_branches for m in dyn)
     return (['fused', 'aggregate'] if agg else ['fused']) if dyn else ['as built']
 
@@ -259,6 +253,7 @@ def latency(model,  # from `load_model` (with `model.meta`)
     "Median seconds per batch in PyTorch (each implementation, best kept) and ONNX Runtime, and the inference FLOPs per image"
     import copy, tempfile, torch
     from dynblocks.models import count_flops
+    from dynblocks.block import set_impl
     c, s = int(model.meta['n_in']), int(model.meta['size'])
     impls, res = _impls(model), dict(eager={}, onnx={}, impl={})
     m = copy.deepcopy(model).eval()
@@ -266,11 +261,11 @@ def latency(model,  # from `load_model` (with `model.meta`)
         x = torch.randn(b, c, s, s)
         best = None
         for impl in impls:
-            if impl != 'as built': _set_impl(m, impl)
+            if impl != 'as built': set_impl(m, impl)
             with torch.inference_mode(): t = _time(lambda: m(x), max(3, repeats*1//b if b > 1 else repeats))
             if best is None or t < best[0]: best = (t, impl)
         res['eager'][str(b)], res['impl'][str(b)] = round(best[0], 6), best[1]
-    _set_impl(m, 'aggregate') if 'aggregate' in impls else None
+    if 'aggregate' in impls: set_impl(m, 'aggregate')
     res['flops'] = count_flops(m, s, c)  # kernels mixed where they can be
     if onnx:
         try:
@@ -325,14 +320,37 @@ def _lr_chosen(cfg:CompareConfig, arm:Arm, done:dict):
     best = max(rows, key=lambda r: (round(score(r), 6), -abs(math.log(r['factor']))))
     return best['lr'], score(best)
 
+def best_by_valid(cfg:CompareConfig,  # the comparison
+                  done:dict,  # its finished runs by id
+                 ) -> str|None:
+    "The dynamic arm (its runs report dynamic layers with more than one branch) whose sweep scored best on held-out images, once its sweep is done"
+    best, score = None, None
+    for a in cfg.arms:
+        if a.time_of is not None or a.lr is not None: continue
+        rows = [done.get(_sweep_id(cfg, a, f)) for f in cfg.lr_factors]
+        if None in rows or not any(r['attention'] for r in rows): continue
+        v = _lr_chosen(cfg, a, done)[1]
+        if score is None or v > score: best, score = a.name, v
+    return best
+
+def _source(cfg:CompareConfig, a:Arm, done:dict) -> str|None:
+    "The arm whose seconds the derived arm `a` gets"
+    return best_by_valid(cfg, done) if a.time_of == BEST_VALID else a.time_of
+
+def _redo(r:dict) -> bool:
+    "A final run measured beside other work (loaded) is run once more: its accuracy stands either way, its seconds only when clean"
+    return r['kind'] == 'final' and r.get('loaded') and r.get('attempt', 1) < 2
+
 def _next(cfg:CompareConfig, folder:Path, grace:float):
     "The next run this worker may take (claimed for it), `'wait'` while others hold what is left, or `None` when all is done"
     from filelock import FileLock
     with FileLock(str(folder/'.jobs.lock')):
         done, waiting = _results(folder), False
         for j in jobs(cfg):
-            if j['id'] in done: continue
+            if j['id'] in done and not _redo(done[j['id']]): continue
             if any(a not in done for a in j['after']): waiting = True; continue
+            src = _source(cfg, cfg.arm(j['arm']), done) if j['kind'] == 'final' and cfg.arm(j['arm']).time_of == BEST_VALID else None
+            if src is not None and f"final/{src}/s{j['seed']}" not in done: waiting = True; continue
             fn = folder/'claims'/(j['id'].replace('/', '-') + '.json')
             if fn.exists():
                 try: held = json.loads(fn.read_text())
@@ -375,9 +393,12 @@ def run_worker(cfg:CompareConfig,  # the comparison
             else:
                 lr = _lr_chosen(cfg, a, done)[0] if job['kind'] == 'final' else None
                 if job['kind'] == 'sweep': lr = a.run_config().resolved().lr*job['factor']
-                src = done.get(f"final/{a.time_of}/s{job['seed']}") if a.time_of else None
+                if a.time_of and _source(cfg, a, done) is None:
+                    raise DynblocksError(f"Arm {a.name!r} takes the seconds of the dynamic arm the validation ranks first, and no arm is dynamic.")
+                src = done.get(f"final/{_source(cfg, a, done)}/s{job['seed']}") if a.time_of else None
                 res = _run(cfg, job, folder, lr, src['run_s'] if src else None, say)
-            res.update(worker=f"{socket.gethostname()}:{os.getpid()}", finished=time.strftime('%Y-%m-%dT%H:%M:%S'), machine=machine())
+            res.update(worker=f"{socket.gethostname()}:{os.getpid()}", finished=time.strftime('%Y-%m-%dT%H:%M:%S'), machine=machine(),
+                       attempt=done[job['id']].get('attempt', 1) + 1 if job['id'] in done else 1)
             _append(folder, res)
         n += 1
         acc = '' if job['kind'] == 'latency' else f": {100*(res.get('test_acc') or res['acc_tta'] or res['acc']):.2f} %"
@@ -435,10 +456,11 @@ def summarize(folder:str|Path,  # a comparison's folder
         sweep = [done[i] for i in (_sweep_id(cfg, a, f) for f in cfg.lr_factors) if i in done] if a.lr is None else []
         lr, vscore = _lr_chosen(cfg, a, done) if a.lr is not None or len(sweep) == len(cfg.lr_factors) else (None, None)
         C = np.stack([unpack(r['correct'], r['n_test']) for r in rs]) if rs else None
-        clean = [r for r in rs if not r['loaded']]
-        lat = done.get(f"latency/{a.name}") or (done.get(f"latency/{a.time_of}") if a.time_of else None)
+        clean = [r for r in rs if not r['loaded'] and not r.get('resumed_from')]  # a resumed run's clock saw only its second part
+        same = next((b for b in cfg.arms if b.time_of is None and (b.arch, b.model_kw) == (a.arch, a.model_kw)), None)  # a derived arm's model
+        lat = done.get(f"latency/{a.name}") or (done.get(f"latency/{same.name}") if same else None)
         arms[a.name] = dict(
-            what=a.what, arch=a.arch, time_of=a.time_of, lr=lr, valid_score=vscore, n=len(rs), n_clean=len(clean),
+            what=a.what, arch=a.arch, time_of=_source(cfg, a, done) if a.time_of else None, lr=lr, valid_score=vscore, n=len(rs), n_clean=len(clean),
             seeds=[r['seed'] for r in rs], sweep=[dict(factor=r['factor'], lr=r['lr'], valid=r['acc_tta'] if r['acc_tta'] is not None else r['acc']) for r in sweep],
             acc={k: [round(100*float(C[i, sl].mean()), 3) for i in range(len(C))] for k, sl in subsets.items()} if C is not None else {},
             train_s=statistics.median([r['train_s'] for r in clean]) if clean else None,
@@ -457,8 +479,7 @@ def summarize(folder:str|Path,  # a comparison's folder
                         for s in common] for k in subsets}
         iv = {k: [round(x, 3) for x in paired_interval(A[:, sl], B[:, sl], cfg.bootstrap)] for k, sl in subsets.items()}
         arms[a.name]['vs_baseline'] = dict(per_seed=per_seed, interval=iv, verdict={k: verdict(*v) for k, v in iv.items()})
-    dyn = [k for k, v in arms.items() if v['dynamic'] and v['valid_score'] is not None]
-    best = max(dyn, key=lambda k: arms[k]['valid_score']) if dyn else None
+    best = best_by_valid(cfg, done)
     return dict(config=cfg.to_dict(), subsets={k: [v.start, v.stop] for k, v in subsets.items()}, main=main, baseline=cfg.baseline,
                 arms=arms, best_dynamic_by_valid=best, runs=len(done), total=len(jobs(cfg)), complete=len(done) == len(jobs(cfg)))
 

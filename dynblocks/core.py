@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib, errno, math, os, shutil, tempfile, time
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 
 # %% auto #0
 __all__ = ['LIMITS', 'DynblocksError', 'MissingFileError', 'choice', 'unknown', 'check_num', 'check_limit', 'mask_url',
@@ -57,7 +58,7 @@ def check_num(v,  # the value to check
         raise DynblocksError(f"`{name}` must be a finite {'whole ' if whole else ''}number{rng}, got {v!r:.80}.")
     return v
 
-LIMITS = {  # option: (lowest, highest, whole number): the range of each model option and `model.json` number, for `RunConfig` and `load_model`
+LIMITS = MappingProxyType({  # option: (lowest, highest, whole number): the range of each model option and `model.json` number, for `RunConfig` and `load_model` (read-only)
     'width': (1/64, 16, False),  # channel multiplier of the model
     'n_branches': (1, 64, True),  # branches per dynamic block
     'ks': (1, 15, True),  # kernel size (of each branch)
@@ -74,7 +75,7 @@ LIMITS = {  # option: (lowest, highest, whole number): the range of each model o
     'size': (1, 512, True),  # input height and width in pixels
     'mean': (-1e3, 1e3, False),  # normalisation mean (of each channel)
     'std': (1e-6, 1e3, False),  # normalisation standard deviation (of each channel)
-}
+})
 
 def check_limit(name:str,  # an option, e.g. 'width'
                 v,  # its value: a number, a list of numbers, or None

@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import DynblocksError
-from .block import Gate, make_router, router_out
+from .core import choice
+from .block import DynBlock, KernelBank, Start
 
 # %% auto #0
-__all__ = ['DynConv2d', 'dynamize', 'dyn_convs']
+__all__ = ['DynConv2d', 'dynamize', 'dyn_convs', 'dyn_layers']
 
 # %% ../nbs/01a_dynamize.ipynb #86f96af7
-class DynConv2d(nn.Module):
+class DynConv2d(KernelBank):
     "A `Conv2d` with `n_branches` kernels mixed per sample by attention on the input's spatial mean (kernel aggregation)"
     def __init__(self,
                  conv:nn.Conv2d,  # the convolution to replace: its shape, stride, padding, dilation, groups, bias and weights
@@ -28,52 +29,30 @@ class DynConv2d(nn.Module):
                  impl:str='fused',  # 'fused' (all kernels in one conv, then the weighted sum) or 'aggregate' (one mixed kernel per sample)
                  router:str='linear',  # a `Route`: one 'linear' layer, or an 'mlp' with BatchNorm
                  gate:str='softmax',  # a `GateFn`: 'softmax' or 'sigmoid' (scaled by 2/L)
-                 shared:bool=False,  # store the original kernel W and residuals δ_l (branch l is W + δ_l): W trains at the original layer's step size
+                 start:str='copies',  # a `Start`: 'twin' (the original kernel W shared, plus residuals δ_l: W trains at its original step size) or 'copies' (L kernels W + δ_l)
                 ):
         super().__init__()
         if not isinstance(conv, nn.Conv2d): raise DynblocksError(f"DynConv2d replaces an nn.Conv2d, got {type(conv).__name__}.")
         if n_branches < 1: raise DynblocksError(f"`n_branches` must be >= 1, got {n_branches}.")
         if not temperature > 0: raise DynblocksError(f"`temperature` must be > 0, got {temperature}.")
         if impl not in ('fused', 'aggregate'): raise DynblocksError(f"`impl` must be 'fused' or 'aggregate', got {impl!r}.")
-        self.impl = impl
-        L, w = n_branches, conv.weight.detach()
+        if choice(Start, start, 'start') == Start.random:
+            raise DynblocksError("A DynConv2d starts from its convolution: `start` is 'twin' or 'copies' ('random' is a DynBlock's).")
+        self.impl, L, w = impl, n_branches, conv.weight.detach()
         self.in_channels, self.out_channels, self.kernel_size = conv.in_channels, conv.out_channels, conv.kernel_size
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.padding_mode, self._pad = conv.padding_mode, conv._reversed_padding_repeated_twice
-        self.n_branches, self.keep_attn, self.last_attn, self.shared = L, keep_attn, None, shared
-        eps = torch.randn(L, *w.shape, dtype=w.dtype, device=w.device)
-        delta = (eps - eps.mean(0)) * (noise * w.float().std().clamp_min(1e-8)).to(w.dtype) if L > 1 else 0*eps  # Σ_l δ_l = 0
-        if shared:
-            self.weight = nn.Parameter(w.clone())  # W: (nf, ni/groups, kh, kw)
-            self.delta = nn.Parameter(delta.flatten(0, 1))  # δ_l: (L·nf, ni/groups, kh, kw), branch-major
-            self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())  # (nf,), shared
-        else:
-            self.weight = nn.Parameter((w.unsqueeze(0) + delta).flatten(0, 1))  # (L·nf, ni/groups, kh, kw), branch-major
-            self.delta = None
-            self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().unsqueeze(0).repeat(L, 1))  # (L, nf)
-        self.attn = make_router(router, self.in_channels, L).to(w.device, w.dtype)
-        out = router_out(self.attn)
-        nn.init.zeros_(out.weight); nn.init.zeros_(out.bias)  # equal weights for every input at the start
-        self.gate = Gate(gate, temperature)
-
-    @property
-    def temperature(self): return self.gate.temperature  # set by `AnnealTemperature`
-    @temperature.setter
-    def temperature(self, v): self.gate.temperature = v
-
-    def kernels(self) -> Tensor:
-        "The L kernels, branch-major (L·nf, ni/groups, kh, kw)"
-        return self.weight if self.delta is None else self.weight.repeat(self.n_branches, 1, 1, 1) + self.delta
+        self.keep_attn, self.last_attn = keep_attn, None
+        # the kernels start as the convolution's (`start_from`), then the router, zeroed: the layer computes the convolution
+        self._bank(self.in_channels, self.out_channels, w.shape[1:], L, start, router, gate, temperature, w0=w, noise=noise)
+        self.attn.to(w.device, w.dtype)
+        if conv.bias is None: self.bias = None
+        elif self.delta is not None: self.bias = nn.Parameter(conv.bias.detach().clone())  # (nf,), shared by the branches
+        else: self.bias = nn.Parameter(conv.bias.detach().unsqueeze(0).repeat(L, 1))  # (L, nf)
 
     def _biases(self):
         if self.bias is None: return None
         return self.bias if self.delta is None else self.bias.expand(self.n_branches, -1)  # (L, nf)
-
-    def attention(self,
-                  x:Tensor,  # the layer's input (B, ni, H, W)
-                 ) -> Tensor:
-        "Branch weights (B, L): the gate of the router's logits for the spatial mean of `x`"
-        return self.gate(self.attn(x.mean((2, 3))))
 
     def forward(self, x:Tensor) -> Tensor:
         B = x.shape[0]
@@ -86,8 +65,8 @@ class DynConv2d(nn.Module):
     def _aggregate(self, x, a, pad):
         "Each sample convolved once with its own kernel Σ_l a_l W_l: a grouped conv over the batch"
         B, ni = x.shape[:2]
-        L, nf, k, bias = self.n_branches, self.out_channels, self.kernels(), self._biases()
-        w = (a.to(k.dtype) @ k.reshape(L, -1)).reshape(B*nf, *k.shape[1:])  # (B·nf, ni/g, kh, kw)
+        nf, bias = self.out_channels, self._biases()
+        w = self.mix(a, self.kernels())  # (B·nf, ni/g, kh, kw)
         b = None if bias is None else (a.to(bias.dtype) @ bias).reshape(B*nf)
         y = F.conv2d(x.reshape(1, B*ni, *x.shape[2:]), w, b, self.stride, pad, self.dilation, self.groups*B)
         return y.reshape(B, nf, *y.shape[2:])
@@ -104,7 +83,7 @@ class DynConv2d(nn.Module):
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}, impl={self.impl!r}, shared={self.shared}")
+                f"padding={self.padding}, groups={self.groups}, n_branches={self.n_branches}, impl={self.impl!r}, start={self.start.value!r}")
 
 # %% ../nbs/01a_dynamize.ipynb #8652d14d
 def _default_filter(name, m): return m.kernel_size == (3, 3)
@@ -117,7 +96,7 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
              impl:str='fused',  # 'fused' (fastest to train on a CPU) or 'aggregate' (one mixed kernel per sample), see `DynConv2d`
              router:str='linear',  # 'linear' or 'mlp' (see `DynConv2d`)
              gate:str='softmax',  # 'softmax' or 'sigmoid'
-             shared:bool=True,  # the original kernel plus per-branch residuals (see `DynConv2d`): the twin start that won the 'does it pay?' study
+             start:str='twin',  # 'twin': the original kernel shared plus per-branch residuals (see `DynConv2d`), the start the 'does it pay?' study ships; or 'copies'
             ) -> nn.Module:
     "Replace the chosen `nn.Conv2d`s of `model` with `DynConv2d`s that start from their kernels; returns `model`"
     if isinstance(filter, str): filter = [filter]
@@ -129,10 +108,16 @@ def dynamize(model:nn.Module,  # any PyTorch model (changed in place and returne
     if not todo: raise DynblocksError("`dynamize` found no convolution to replace: check `filter` (the default takes every 3×3 nn.Conv2d).")
     for n, m in todo:
         parent, _, attr = n.rpartition('.')
-        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl, router=router, gate=gate, shared=shared))
+        setattr(model.get_submodule(parent) if parent else model, attr, DynConv2d(m, n_branches, noise, temperature, impl=impl, router=router, gate=gate, start=start))
     return model
 
 def dyn_convs(model:nn.Module,  # any module
              ) -> list:
     "The `DynConv2d` layers of `model`, in order"
     return [m for m in model.modules() if isinstance(m, DynConv2d)]
+
+def dyn_layers(model:nn.Module,  # any module
+               min_branches:int=1,  # only layers with at least this many branches (2: the ones that route)
+              ) -> list:
+    "Every dynamic layer of `model`, `DynBlock`s and `DynConv2d`s alike, in order: what attention records, schedules and implementations act on"
+    return [m for m in model.modules() if isinstance(m, (DynBlock, DynConv2d)) and m.n_branches >= min_branches]

@@ -19,7 +19,7 @@ from .data import Stats, cifar10_dls
 from .optim import CrossEntropyKL, Lib, Opt, WdMode
 
 # %% auto #0
-__all__ = ['Schedule', 'Precision', 'Recipe', 'list_recipes', 'recipe', 'recipe_dls']
+__all__ = ['Schedule', 'Precision', 'Recipe', 'register_recipe', 'list_recipes', 'recipe', 'recipe_dls']
 
 # %% ../nbs/08_recipes.ipynb #a6719737
 class Schedule(str, Enum):
@@ -160,11 +160,13 @@ _RECIPES = {r.name: r for r in [
            epochs=10, bs=1024, pct_start=0.25, ls=0.2, aug='airbench', precision='fp16', ema=0.99, tta='flip',
            notes='Untuned starting point for a GPU: tuning to 94 % belongs to the benchmarks (GPU runs pending).'),
     Recipe('cpu10', 'dyn_cpu', 'dynblocks', lib='fastai', opt='nesterov', lr=0.2, mom=0.9, wd=5e-4, schedule='one_cycle',
-           epochs=10, bs=256, pct_start=0.25, ls=0.2, aug='flip_shift', tta='flip_shift', budget=600, arch_kw={'n_branches': 1},
+           epochs=10, bs=256, pct_start=0.25, ls=0.2, aug='flip_shift', tta='flip_shift', budget=600,
+           arch_kw={'n_branches': 1, 'norm': 'branch', 'act': 'branch'},
            notes="The 10-minute CPU speedrun (bench/speedrun.py): ten minutes from launch to exit, the passes over all "
                  "50,000 training images planned from the measured speed (`epochs` only with `--budget 0`). The net is "
                  "`dyn_cpu` with one branch per block, its static twin: at this budget the twin wins (the 'Does the "
-                 "dynamic block pay?' page; `--n-branches 2` trains the dynamic block). "
+                 "dynamic block pay?' page; the twin pinned as measured: BatchNorm and GELU in the branch; "
+                 "`--n-branches 2 --arch-kw '{\"norm\": \"after\", \"act\": \"after\"}'` trains the presets' dynamic block). "
                  "Multi-crop TTA (6 views, airbench's): its paired gain over flip TTA is on the Benchmarks page."),
 ]}
 
@@ -176,7 +178,16 @@ def _fastai_variant(r):
                          f"{', weight decay decoupled' if dec == 'decoupled' else ''} and not applied to BatchNorm or biases, "
                          "fastai's schedules (one-cycle: pct_start 0.25, div_final 1e5; cosine: over the whole run).")
 
-_RECIPES.update({v.name: v for v in [_fastai_variant(r) for r in _RECIPES.values() if r.name.startswith('seed')]})
+def register_recipe(r:Recipe,  # the recipe (checked when it was built)
+                    replace:bool=False,  # replace a recipe of the same name
+                   ) -> Recipe:
+    "Add `r` to the recipes `recipe`, `list_recipes`, `dynblocks train --recipe` and tuning know; returns it"
+    if not isinstance(r, Recipe): raise DynblocksError(f"`register_recipe` takes a `Recipe`, got {type(r).__name__}.")
+    if r.name in _RECIPES and not replace: raise DynblocksError(f"A recipe {r.name!r} exists; pass replace=True to replace it, or choose another name.")
+    _RECIPES[r.name] = r
+    return r
+
+for _r in [r for r in _RECIPES.values() if r.name.startswith('seed')]: register_recipe(_fastai_variant(_r))  # each report's with fastai's defaults
 
 def list_recipes() -> list:
     "Names of the recipes"

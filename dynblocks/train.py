@@ -18,7 +18,7 @@ from fastai.callback.mixup import MixUp, CutMix
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import DynblocksError, WriteError, choice, check_num as _num, check_limit, atomic_write, check_room
-from .block import DynBlock
+from .dynamize import dyn_layers
 from .models import count_flops, create_model
 from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
@@ -181,7 +181,7 @@ def _write_artifacts(learn, out, names, vals, summary):
     import matplotlib.pyplot as plt
     try:
         atomic_write(out/'training.png', learn.plot_training); plt.close('all')
-        if any(isinstance(m, DynBlock) and m.n_branches > 1 for m in learn.model.modules()):
+        if dyn_layers(learn.model, min_branches=2):
             atomic_write(out/'branch_weights.png', learn.plot_branch_weights); plt.close('all')
         bw = getattr(learn, 'branch_weights', None)
         if bw is not None and bw.train_health:  # dynamic layers with more than one branch
@@ -371,7 +371,7 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     for w in caught:
         if issubclass(w.category, SlowOnCPUWarning): say(f"estimate: {str(w.message).split('; ')[0]}")
         else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    if not any(isinstance(m, DynBlock) for m in learn.model.modules()): learn.remove_cbs(learn.branch_weights)
+    if not dyn_layers(learn.model): learn.remove_cbs(learn.branch_weights)
     _quiet(learn, main, log, bars, say)
     if cfg.lr_find and not resume: _lr_find(learn, main, out, say)
     tb = _budget(learn, cfg, t0, say)

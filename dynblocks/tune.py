@@ -6,6 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/tune.html.md"""
 
 # %% ../nbs/13_tune.ipynb #d344e415
 from __future__ import annotations
+from contextlib import contextmanager
 import json, os, socket, warnings
 from dataclasses import fields, replace
 from pathlib import Path
@@ -64,6 +65,17 @@ def trial_config(base:RunConfig,  # the configuration every trial starts from
     return replace(base, **p)
 
 # %% ../nbs/13_tune.ipynb #1ecca438
+@contextmanager
+def _storage(storage:str|None):
+    "Inside it, a storage URL that cannot be opened is one `DynblocksError` (the URL's password masked), whoever opens it"
+    try: yield
+    except DynblocksError: raise
+    except KeyError: raise  # no such study: the caller names it
+    except Exception as e:
+        if 'sqlalchemy' not in type(e).__module__ and not isinstance(e, (ValueError, ImportError, ModuleNotFoundError)): raise
+        raise DynblocksError(f"Cannot open the storage {mask_url(storage)} ({type(e).__name__}); check the URL, e.g. "
+                             "sqlite:///study.db or postgresql://user:password@host/db.") from None
+
 def _retry(f, tries=6):
     "`f()`, retried after a short random wait when workers race to create the same database tables or study"
     import random, time
@@ -125,11 +137,7 @@ def dyn_tune(path=None,  # CIFAR-10 folder or arrays (see `cifar10_dls`; default
                 stor = optuna.storages.RDBStorage(stor, heartbeat_interval=heartbeat, grace_period=grace)
         return optuna.create_study(study_name=study, storage=stor, load_if_exists=True, direction=direction,
                                    sampler=_sampler(seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
-    try: st = _retry(_open)
-    except Exception as e:
-        if 'sqlalchemy' not in type(e).__module__ and not isinstance(e, (ValueError, ImportError, ModuleNotFoundError)): raise
-        raise DynblocksError(f"Cannot open the storage {mask_url(storage)} ({type(e).__name__}); check the URL, e.g. "
-                             "sqlite:///study.db or postgresql://user:password@host/db.") from None
+    with _storage(storage): st = _retry(_open)
     if st.direction.name.lower() != direction:
         raise DynblocksError(f"Study {study!r} was made to {st.direction.name.lower()}, not to {direction} "
                              f"{monitor}: use another --study name, or the monitor it was made with.")

@@ -28,7 +28,7 @@ def test_block_and_data_benchmarks(tmp_path, cifar_root):
             '--out', str(tmp_path/'b.json'))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((tmp_path/'b.json').read_text())
-    assert {o['impl'] for o in d['results']} == {'reference', 'fused'} and d['machine']['torch']
+    assert {o['impl'] for o in d['results']} == {'reference', 'fused', 'aggregate'} and d['machine']['torch']  # dyn_tiny's branches are linear
     r = main_of('bench/bench.py', 'data', '--data', str(cifar_root), '--n', '500', '--bs', '100', '--repeats', '1',
             '--out', str(tmp_path/'d.json'))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -131,13 +131,15 @@ def test_pays_study_smoke(tmp_path):
     import pays
     c = pays.config('speedrun', tmp_path)
     names = [a.name for a in c.arms]
-    assert names[:2] == ['twin', 'static_flops'] and len(names) == 5 and set(names[2:]) <= set(pays.DYNAMIC)  # the first study's three best
+    assert names[:2] == ['twin', 'static_flops'] and len(names) == 6 and set(names[2:5]) <= set(pays.DYNAMIC)  # the first study's three best
+    assert c.arm('twin_time').time_of == 'best_valid'  # and the twin given the seconds of the one the validation ranks first
     assert c.seeds == [0, 1, 2, 3, 4] and c.passes == 3 and c.n_train == 45_000 and c.exact == 1000 and c.baseline == 'twin'
     assert c.arm('static_flops').model_kw['width'] > 1 and all(a.recipe == 'cpu10' and a.recipe_kw['tta'] == 'flip' for a in c.arms)
     r = main_of('bench/pays.py', 'run', '--smoke', '--data', 'sample', '--work', str(tmp_path/'work'), '--out', str(tmp_path/'out'))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     s = json.loads((tmp_path/'out'/'speedrun'/'summary.json').read_text())
-    assert s['complete'] and set(s['arms']) == set(names[:3]) and 'vs_baseline' in s['arms']['static_flops']
+    assert s['complete'] and set(s['arms']) == set(names[:3]) | {'twin_time'} and 'vs_baseline' in s['arms']['static_flops']
+    assert s['arms']['twin_time']['time_of'] == names[2]
     assert sorted(p.name for p in (tmp_path/'out'/'speedrun').iterdir()) == ['compare.json', 'pareto.png', 'results.jsonl', 'summary.json']
 
 def test_pays_sentences():

@@ -167,14 +167,14 @@ def test_recipe_n_train_is_a_cap_a_run_can_override(monkeypatch, cifar_root):
     import dynblocks.recipes as R
     from dynblocks.cifar import load_cifar10
     from dynblocks.train import RunConfig, train_run
-    monkeypatch.setitem(R._RECIPES, 'sub300', R.Recipe('sub300', 'dyn_tiny', n_train=300, epochs=1, bs=100))
+    R.register_recipe(R.Recipe('sub300', 'dyn_tiny', n_train=300, epochs=1, bs=100), replace=True)
     from dynblocks.cifar import stratified_idxs
     d = load_cifar10(cifar_root, download=False)
     i = stratified_idxs(d['train'][1], 600, seed=0)  # 60 images per class, so subsets of 300 and 500 are stratified too
     d = {**d, 'train': (d['train'][0][i], d['train'][1][i]), 'test': (d['test'][0][:100], d['test'][1][:100])}
     run = lambda **kw: train_run(RunConfig(recipe='sub300', width=0.25, **kw), data=d, log=False).run_summary['n_train']
     assert run() == 300 and run(n_train=500) == 500
-    monkeypatch.setitem(R._RECIPES, 'sub300', R.Recipe('sub300', 'dyn_tiny', n_train=5000, epochs=1, bs=100))
+    R.register_recipe(R.Recipe('sub300', 'dyn_tiny', n_train=5000, epochs=1, bs=100), replace=True)
     assert run() == 600  # more than the data holds: all of it
 
 def test_flops_count_falls_back_to_the_real_model():

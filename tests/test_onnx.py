@@ -108,7 +108,7 @@ def test_custom_operator_is_refused(tmp_path):
     onnx.save(p, tmp_path/'evil.onnx')
     with pytest.raises(DynblocksError, match='evil.onnx is not a readable ONNX file'): load_onnx(tmp_path/'evil.onnx')
 
-@pytest.mark.parametrize('arch,bn_after', [('dyn_tiny', {}), ('dyn_pool4', {'ReduceSum': 4}), ('dyn_deep11', {'Add': 11}),
+@pytest.mark.parametrize('arch,bn_after', [('dyn_tiny', {'ReduceSum': 3}), ('dyn_res4', {}), ('dyn_pool4', {'ReduceSum': 4}), ('dyn_deep11', {'Add': 11}),
                                            ('se_resnet', {})])
 def test_batchnorm_folded_into_convs(tmp_path, arch, bn_after):
     "Every BatchNorm right after a conv is folded; one after the branch sum ('after') or the residual add ('after_add') stays"
