@@ -369,10 +369,15 @@ def _append(folder:Path, res:dict):
 
 def _latency_job(cfg:CompareConfig, job:dict, folder:Path, say) -> dict:
     from dynblocks.export import load_model
-    m = load_model(folder/'runs'/f"final-{job['arm']}-s{job['seed']}")
+    # latency does not depend on the weights: the first of the arm's final run folders still on disk serves
+    # (a study moved to another machine keeps results.jsonl, not always every run folder)
+    runs = [folder/'runs'/f"final-{job['arm']}-s{s}" for s in dict.fromkeys([job['seed'], *cfg.seeds])]
+    run = next((r for r in runs if (r/'model.json').exists()), None)
+    if run is None: raise DynblocksError(f"No final run folder of arm {job['arm']!r} under {folder/'runs'} to time: run one of its final runs again (remove its line from results.jsonl) and resume.")
+    m = load_model(run)
     if cfg.max_other is not None: wait_for_idle(cfg.max_other, say=say)
     with LoadMeter(cfg.max_other) as lm: lat = latency(m)
-    return dict(id=job['id'], kind='latency', arm=job['arm'], seed=job['seed'], **lat, machine=machine(), **lm.record)
+    return dict(id=job['id'], kind='latency', arm=job['arm'], seed=int(run.name.rsplit('-s', 1)[1]), **lat, machine=machine(), **lm.record)
 
 def run_worker(cfg:CompareConfig,  # the comparison
                folder:str|Path,  # its folder

@@ -1,5 +1,5 @@
 "`dynblocks compare` (issue 42): a comparison killed after its first run and resumed, and two workers sharing one."
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -41,6 +41,14 @@ def test_killed_then_resumed(tmp_path):
     assert s['arms']['tiny_dyn']['latency']['impl']['1'] in ('fused', 'aggregate')
     assert (out/'pareto.png').stat().st_size > 10_000
     assert 'tiny_dyn vs tiny (all test images): ' in r.stdout and 'runs done' in r.stdout, r.stdout
+    # a study moved to another machine without its seed-0 run folders: the latency is timed on another seed's model
+    shutil.rmtree(out/'runs'/'final-tiny-s0')
+    rows = [l for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] != 'latency/tiny']
+    (out/'results.jsonl').write_text('\n'.join(rows) + '\n')
+    r = subprocess.run([str(EXE), 'compare', '--out', str(out)], capture_output=True, text=True, timeout=300, env={**os.environ, 'CI': 'true'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    lat = [json.loads(l) for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] == 'latency/tiny']
+    assert len(lat) == 1 and lat[0]['seed'] == 1 and lat[0]['eager']['1'] > 0, lat
 
 def test_two_workers_share_one_comparison(tmp_path):
     "Two `dynblocks compare` processes on one folder divide its runs: every run once, both worked"
