@@ -9,7 +9,7 @@ with the device (CUDA events on a GPU), and is written with the machine, torch v
 `bench/results/<what>-<device>-<date>.json`.
 """
 from __future__ import annotations
-import argparse, datetime, json, os, platform, resource, statistics, time
+import argparse, datetime, json, platform, statistics, time
 from pathlib import Path
 import torch
 
@@ -30,44 +30,14 @@ def machine() -> dict:
 
 
 
-# Honest timing on a shared machine: what else used the CPU during a run
-def cpu_busy():
-    "Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait)"
-    v = [int(x) for x in open('/proc/stat').readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf('SC_CLK_TCK')
-
-
+# Honest timing on a shared machine: the library's helpers (dynblocks.compare), with a pause file shared by the bench scripts
 PAUSE, LOCK = Path('/tmp/dynblocks-bench.pause'), Path('/tmp/dynblocks-bench.lock')
 
 
 def wait_for_idle(max_other, quiet_s=10., say=print):
     "Wait while `PAUSE` exists, then until other processes have used under `max_other` cores for `quiet_s` seconds"
-    while True:
-        if PAUSE.exists(): time.sleep(5); continue
-        b0, t0 = cpu_busy(), time.time()
-        time.sleep(quiet_s)
-        busy = (cpu_busy() - b0)/(time.time() - t0)
-        if busy < max_other and not PAUSE.exists(): return
-        say(f"waiting for an idle machine ({busy:.2f} cores busy)")
-
-
-def child_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def load_record(t0, busy0, child0, load0, max_other, own0=None):
-    "After a child process (or this one, from `own0 = time.process_time()`) ran from `t0`: the load averages, the cores others used on average, and whether that counts as loaded"
-    wall = time.time() - t0
-    own = time.process_time() - own0 if own0 is not None else 0.  # a measurement inside this process: its own CPU is not another's
-    other = max(0., (cpu_busy() - busy0) - (child_cpu() - child0) - own)/max(wall, 1e-9)
-    return dict(load_before=[round(x, 2) for x in load0], load_after=[round(x, 2) for x in os.getloadavg()],
-                other_cores=round(other, 3), max_other=max_other, loaded=other > max_other)
-
-
-def load_start():
-    "(time, machine busy seconds, children's CPU seconds, load averages) before a timed child process"
-    return time.time(), cpu_busy(), child_cpu(), os.getloadavg()
+    from dynblocks.compare import wait_for_idle as wait
+    wait(max_other, quiet_s, say, pause=PAUSE)
 
 def start_training_bench(what:str, a, argv) -> tuple:
     "(CIFAR-10 arrays, JSON path, result dict) for a benchmark that trains: data as `dynblocks train` finds it, machine, command"

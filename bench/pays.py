@@ -127,6 +127,8 @@ def main(argv=None):
     p.add_argument('--data', default=None, help='CIFAR-10 folder (default: as `dynblocks train` finds it)')
     p.add_argument('--work', default=None, help="the studies' folder, outside the repository (default: /tmp/dynblocks-pays)")
     p.add_argument('--out', default=str(OUT), help='where the page reads the results (default: bench/results/pays)')
+    p.add_argument('--only', nargs='+', choices=['sweep', 'final', 'latency'], default=None,
+                   help="take only these runs (e.g. latency, timed on the final runs' folders on this machine)")
     p.add_argument('--smoke', action='store_true', help='1 pass over 500 images per run: checks the code path, measures nothing')
     a = p.parse_args(argv)
     root = Path(a.work or '/tmp/dynblocks-pays')
@@ -141,7 +143,7 @@ def main(argv=None):
     def say(line):
         print(line, flush=True)
         sync(folder, dest)  # every finished run reaches the repository's copy at once
-    run_worker(c, folder, say)
+    run_worker(c, folder, say, **({'kinds': tuple(a.only)} if a.only else {}))
     s = sync(folder, dest)
     print(json.dumps({k: v.get('vs_baseline', {}).get('verdict') for k, v in s['arms'].items()}, indent=1))
     return s

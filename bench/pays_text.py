@@ -81,7 +81,8 @@ def headline(Ssp, Sx4=None):
         lat, tl = _lat(a)[0], _lat(t)[0]
         out.append(f"{at} the dynamic arm the validation ranks first ({b}) is {v} against the static twin on all 10,000 test images"
                    f" ({a['n']} and {t['n']} seeds)" + (f", at {a['train_s']/t['train_s']:.1f}× its training time" if a['train_s'] and t['train_s'] else "")
-                   + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else ""))
+                   + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else "")
+                   + ("" if S.get('complete') else f" (a study in progress: {S['runs']} of its {S['total']} runs done)"))
     if not out: return "Not measured yet."
     text = '; '.join(out) + '.'
     return text[0].upper() + text[1:]

@@ -40,7 +40,8 @@ from __future__ import annotations
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import machine, RESULTS, wait_for_idle, load_start, load_record, LOCK, timeit  # noqa: E402
+from bench import machine, RESULTS, wait_for_idle, LOCK, timeit  # noqa: E402
+from dynblocks.compare import LoadMeter  # noqa: E402
 from fastai.callback.core import Callback  # noqa: E402
 
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90)
@@ -94,7 +95,7 @@ def _stats(v):
 def accuracy_on(model, x, y, stats, bs=500, tta=True, shift=False) -> float:
     "Accuracy of `model` on uint8 images `x` (N, H, W, 3) and labels `y`, normalised with `stats`, with flip TTA (`shift`: the library's 6-view multi-crop weights)"
     import torch
-    from dynblocks.callbacks import _shift  # the same one-pixel views as `Learner.flip_shift_tta`
+    from dynblocks.tta import _shift  # the same one-pixel views as `Learner.flip_shift_tta`
     mean, std = (torch.tensor(v).reshape(1, 3, 1, 1) for v in stats)
     def flip(xb): return (model(xb).softmax(1) + model(xb.flip(3)).softmax(1))/2 if tta else model(xb).softmax(1)
     model.eval(); hits = 0
@@ -122,9 +123,10 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
             if not a.loaded_ok: wait_for_idle(a.max_other)
             if not a.loaded_ok: LOCK.write_text(f'speedrun seed {seed}')  # helpers and tests wait while it exists
             try:
-                t0, busy0, child0, load0 = load_start()
-                r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
-                load = load_record(t0, busy0, child0, load0, a.max_other)
+                t0 = time.time()
+                with LoadMeter(a.max_other) as lm:
+                    r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
+                load = lm.record
             finally:
                 if not a.loaded_ok: LOCK.unlink(missing_ok=True)
             wall = time.time() - t0
@@ -246,9 +248,10 @@ def mainjob(a, argv):
             if not a.loaded_ok: wait_for_idle(a.max_other)
             if not a.loaded_ok: LOCK.write_text(f'mainjob seed {seed}')
             try:
-                t0, busy0, child0, load0 = load_start()
-                r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
-                load = load_record(t0, busy0, child0, load0, a.max_other)
+                t0 = time.time()
+                with LoadMeter(a.max_other) as lm:
+                    r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
+                load = lm.record
             finally:
                 if not a.loaded_ok: LOCK.unlink(missing_ok=True)
             if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
@@ -331,26 +334,26 @@ def throughput(a, argv):
     path, out, res = _start('throughput', a, argv)
     r, data = recipe(a.recipe), load_cifar10(path, download=False)
     if not a.loaded_ok: wait_for_idle(a.max_other); LOCK.write_text('throughput')
-    t0, busy0, child0, load0 = load_start(); own0 = time.process_time()
     n_img = len(data['train'][1])
-    try:
-        for bs in a.bss:
-            dls = cifar10_dls(data, bs=bs, aug=r.aug, stats=r.stats, n_train=(a.images//bs + 1)*bs, n_valid=bs, seed=0)
-            for w in a.widths:
-                learn = dyn_learner(dls, recipe=r, seed=0, model_kw={'width': w}, cpu_note=False)
-                rates = []
-                for i in range(a.repeats + 1):  # the first epoch warms up (kernels chosen, caches filled)
-                    clock = Clock(('after_batch',))
-                    with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
-                    t = clock.t['after_batch']
-                    if i: rates.append((len(t) - 1)*bs/(t[-1] - t[0]))  # from the first batch's end: the loader's start is not counted
-                fl, img_s = count_flops(learn.model), statistics.median(rates)
-                row = dict(width=w, bs=bs, fwd_flops=fl, params=sum(p.numel() for p in learn.model.parameters()), img_s=img_s,
-                           img_s_range=[min(rates), max(rates)], gflop_s=3*fl*img_s/1e9, passes_per_100s=100*img_s/n_img)
-                res['runs'].append(row); _save(out, res); print(json.dumps(row), flush=True)
-    finally:
-        if not a.loaded_ok: LOCK.unlink(missing_ok=True)
-    res['load'] = load_record(t0, busy0, child0, load0, a.max_other, own0)
+    with LoadMeter(a.max_other) as lm:  # this process's own work is not another's
+        try:
+            for bs in a.bss:
+                dls = cifar10_dls(data, bs=bs, aug=r.aug, stats=r.stats, n_train=(a.images//bs + 1)*bs, n_valid=bs, seed=0)
+                for w in a.widths:
+                    learn = dyn_learner(dls, recipe=r, seed=0, model_kw={'width': w}, cpu_note=False)
+                    rates = []
+                    for i in range(a.repeats + 1):  # the first epoch warms up (kernels chosen, caches filled)
+                        clock = Clock(('after_batch',))
+                        with learn.no_bar(), learn.no_logging(): learn.fit(1, r.lr, cbs=[clock])
+                        t = clock.t['after_batch']
+                        if i: rates.append((len(t) - 1)*bs/(t[-1] - t[0]))  # from the first batch's end: the loader's start is not counted
+                    fl, img_s = count_flops(learn.model), statistics.median(rates)
+                    row = dict(width=w, bs=bs, fwd_flops=fl, params=sum(p.numel() for p in learn.model.parameters()), img_s=img_s,
+                               img_s_range=[min(rates), max(rates)], gflop_s=3*fl*img_s/1e9, passes_per_100s=100*img_s/n_img)
+                    res['runs'].append(row); _save(out, res); print(json.dumps(row), flush=True)
+        finally:
+            if not a.loaded_ok: LOCK.unlink(missing_ok=True)
+    res['load'] = lm.record
     rw = min(a.widths, key=lambda w: abs(w - (r.arch_kw or {}).get('width', 1.)))  # the recipe's own width
     at_w = [x for x in res['runs'] if x['width'] == rw]
     best = max(at_w, key=lambda x: x['img_s'])

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse, json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import machine, RESULTS, wait_for_idle, load_start, load_record  # noqa: E402
+from bench import machine, RESULTS, wait_for_idle  # noqa: E402
+from dynblocks.compare import LoadMeter  # noqa: E402
 
 EXE = Path(sys.executable).parent/'dynblocks'
 
@@ -53,9 +54,8 @@ def main(argv=None):
             'dynblocks predict RUN/model.onnx IMAGE': [str(EXE), 'predict', str(run/'model.onnx'), img],
         }
         wait_for_idle(a.max_other)
-        t0, busy0, child0, load0 = load_start()
-        rows = {name: timed(cmd, a.repeats) for name, cmd in cmds.items()}
-        load = load_record(t0, busy0, child0, load0, a.max_other)
+        with LoadMeter(a.max_other) as lm: rows = {name: timed(cmd, a.repeats) for name, cmd in cmds.items()}
+        load = lm.record
     res = dict(what='startup', command='python bench/startup.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                machine=m, repeats=a.repeats, results=rows, **load,
                note='whole processes, fork to exit; the first run of each command untimed (disk cache)')

@@ -20,7 +20,11 @@ from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, lo
 from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
                                batch_cutout)
 from .data import Stats, stats_of, DeviceDL, cifar10_dls
-from .callbacks import StopOnNanLoss, EMA, Checkpoint, load_checkpoint, resume_from, BranchWeights
+from .callbacks import StopOnNanLoss
+from .averaging import EMA
+from .tta import _View  # Learner.flip_tta and Learner.flip_shift_tta
+from .checkpoint import Checkpoint, load_checkpoint, resume_from
+from .attention import BranchWeights
 from .optim import CrossEntropyKL, Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, Opt, WdMode, make_opt_func
 from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls, register_recipe
 from .learner import dyn_learner, dyn_vision_learner, pretrained_weights, epoch_time, SlowOnCPUWarning, SLOW_EPOCH

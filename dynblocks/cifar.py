@@ -52,7 +52,7 @@ def find_cifar10(path:str|Path|None=None,  # a folder with either layout (or its
         found, lay = _resolve(p)
         if found: return found, lay
         raise MissingFileError(f"No CIFAR-10 in {str(p)!r}: expected `data_batch_1`…`test_batch` (pickle layout) or "
-                                "`train/<class>/*.png` and `test/<class>/*.png` (fastai layout), there or one folder down.")
+                                "`train/<class>/` and `test/<class>/` (or `valid/`, `val/`) image files (fastai layout), there or one folder down.")
     from fastai.data.external import URLs, untar_data  # here, not at the top: reading an image (`dynblocks predict`) needs no fastai
     cands = []
     if os.environ.get('DYNBLOCKS_DATA'): cands.append(('$DYNBLOCKS_DATA', Path(os.environ['DYNBLOCKS_DATA']).expanduser()))

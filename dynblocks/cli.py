@@ -125,6 +125,8 @@ def make_parser() -> argparse.ArgumentParser:
     co.add_argument('--max-other', type=float, default=None, help='wait before each run until other processes use fewer cores than '
                     'this, and mark runs beside more as loaded (their seconds are left out)')
     co.add_argument('--summary', action='store_true', help='print the summary of the runs done so far; run nothing')
+    co.add_argument('--only', nargs='+', choices=['sweep', 'final', 'latency'], default=None, help="this worker takes only these "
+                    "runs (e.g. `--only latency` on the machine the models will serve from, once the final runs are done)")
     pr = sub.add_parser('predict', help='class and probability for each image')
     pr.add_argument('model', help='a run folder, or its model.json / model.safetensors (safe to open); a model.onnx from '
                     '`dynblocks export --onnx` (safe to open, needs the onnx extra); a model.pkl only with --unsafe-pickle')
@@ -149,7 +151,7 @@ def config_from_args(args,  # `dynblocks train` arguments, parsed by `make_parse
 
 def _resumed_config(args):
     "The configuration saved in the checkpoint of `--out`, with the flags the user gave on top (`train_run` refuses any that contradicts it)"
-    from dynblocks.callbacks import load_checkpoint
+    from dynblocks.checkpoint import load_checkpoint
     from dynblocks.train import RunConfig
     saved = load_checkpoint(Path(args.out)/'checkpoint.pth').get('config')
     if not saved: raise DynblocksError(f"The checkpoint in {args.out} holds no run configuration; resume with the same flags as the run.")
@@ -283,7 +285,7 @@ def _compare(args):
     "Run `dynblocks compare`: the comparison's runs, then its table, verdicts and plots"
     from dynblocks.compare import compare, table
     cfg = None if args.summary else _compare_config(args)
-    s = compare(cfg, args.out, work=not args.summary)
+    s = compare(cfg, args.out, work=not args.summary, **({'kinds': tuple(args.only)} if args.only else {}))
     import pandas as pd
     with pd.option_context('display.width', 200, 'display.max_columns', 30): print(table(s).to_string())
     for name, a in s['arms'].items():

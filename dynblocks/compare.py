@@ -117,6 +117,8 @@ def _sweep_id(cfg:CompareConfig, a:Arm, f:float) -> str:
     first = next(b for b in cfg.arms if b.key() == a.key() and b.lr is None)  # arms that train alike share one sweep
     return f"sweep/{first.name}/x{f:g}"
 
+_KINDS = ('sweep', 'final', 'latency')  # the kinds of run in a comparison, in the order they are run
+
 def jobs(cfg:CompareConfig,  # the comparison
         ) -> list:
     "The runs of a comparison in order, each `{'id', 'kind', 'arm', 'seed', 'factor', 'after'}` (`after`: the runs it waits for)"
@@ -148,24 +150,34 @@ def cpu_busy() -> float:
 def wait_for_idle(max_other:float,  # cores other processes may use
                   quiet_s:float=10.,  # seconds the machine must stay under it
                   say=print,  # where to say that it waits
+                  pause:str|Path|None=None,  # while this file exists, wait (a hold other work can place)
                  ):
-    "Return once other processes have used fewer than `max_other` cores for `quiet_s` seconds"
+    "Return once other processes have used fewer than `max_other` cores for `quiet_s` seconds (and `pause` is absent)"
     while True:
+        if pause is not None and Path(pause).exists(): time.sleep(quiet_s/2); continue
         b0, t0 = cpu_busy(), time.time()
         time.sleep(quiet_s)
         busy = (cpu_busy() - b0)/(time.time() - t0)
-        if busy < max_other: return
+        if busy < max_other and not (pause is not None and Path(pause).exists()): return
         say(f"waiting for an idle machine ({busy:.2f} cores busy, under {max_other} wanted)")
 
+def _own_cpu() -> float:
+    "CPU seconds of this process and of the child processes it has waited for"
+    try:
+        import resource
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + c.ru_utime + c.ru_stime
+    except ImportError: return time.process_time()  # Windows: no `resource`; children then count as others
+
 class LoadMeter:
-    "The load around a piece of work in this process: load averages before and after, and the cores other processes used"
+    "The load around a piece of work in this process or in child processes it waits for: load averages, and the cores others used"
     def __init__(self, max_other:float|None=None): self.max_other = max_other  # cores above which the work counts as loaded
     def __enter__(self):
-        self.t, self.busy, self.own, self.load0 = time.time(), cpu_busy(), time.process_time(), os.getloadavg()
+        self.t, self.busy, self.own, self.load0 = time.time(), cpu_busy(), _own_cpu(), os.getloadavg()
         return self
     def __exit__(self, *exc):
         wall = time.time() - self.t
-        other = max(0., (cpu_busy() - self.busy) - (time.process_time() - self.own))/max(wall, 1e-9)
+        other = max(0., (cpu_busy() - self.busy) - (_own_cpu() - self.own))/max(wall, 1e-9)
         self.record = dict(load_before=[round(x, 2) for x in self.load0], load_after=[round(x, 2) for x in os.getloadavg()],
                            other_cores=round(other, 3), max_other=self.max_other,
                            loaded=self.max_other is not None and other > self.max_other)
@@ -341,13 +353,13 @@ def _redo(r:dict) -> bool:
     "A final run measured beside other work (loaded) is run once more: its accuracy stands either way, its seconds only when clean"
     return r['kind'] == 'final' and r.get('loaded') and r.get('attempt', 1) < 2
 
-def _next(cfg:CompareConfig, folder:Path, grace:float):
-    "The next run this worker may take (claimed for it), `'wait'` while others hold what is left, or `None` when all is done"
+def _next(cfg:CompareConfig, folder:Path, grace:float, kinds=_KINDS):
+    "The next run of `kinds` this worker may take (claimed for it), `'wait'` while others hold what is left, or `None` when all is done"
     from filelock import FileLock
     with FileLock(str(folder/'.jobs.lock')):
         done, waiting = _results(folder), False
         for j in jobs(cfg):
-            if j['id'] in done and not _redo(done[j['id']]): continue
+            if j['kind'] not in kinds or (j['id'] in done and not _redo(done[j['id']])): continue
             if any(a not in done for a in j['after']): waiting = True; continue
             src = _source(cfg, cfg.arm(j['arm']), done) if j['kind'] == 'final' and cfg.arm(j['arm']).time_of == BEST_VALID else None
             if src is not None and f"final/{src}/s{j['seed']}" not in done: waiting = True; continue
@@ -384,12 +396,14 @@ def run_worker(cfg:CompareConfig,  # the comparison
                say=print,  # where each finished run is reported (one line)
                grace:float=120.,  # seconds a claim may go untouched before another worker takes its run over
                poll:float=5.,  # seconds between looks while other workers hold the runs left
+               kinds=_KINDS,  # the kinds of run this worker takes (e.g. `('latency',)` on the machine the model will serve from)
               ) -> int:
     "Take and run the comparison's runs until none is left; returns how many this worker ran"
     folder, n = Path(folder), 0
+    if not kinds or set(kinds) - set(_KINDS): raise DynblocksError(f"Kinds of run {list(kinds)}: choose among {', '.join(_KINDS)}.")
     while True:
         while (folder/'pause').exists(): time.sleep(poll)  # `touch DIR/pause` holds the workers between runs (e.g. for a test run beside them)
-        job, fn, done = _next(cfg, folder, grace)
+        job, fn, done = _next(cfg, folder, grace, kinds)
         if job is None: return n
         if job == 'wait': time.sleep(poll); continue
         with _Claim(fn):
@@ -525,7 +539,7 @@ def plot_pareto(summary:dict,  # from `summarize`
             if x is None: continue
             ax.errorbar([x], [m], yerr=[[m - lo], [hi - m]], fmt='o', capsize=3, label=name)
             ax.annotate(name, (x, m), textcoords='offset points', xytext=(4, 4), fontsize=7)
-    axs[0].set_xlabel('training seconds (median, clean runs)'); axs[1].set_xlabel('latency at batch 1, ms (ONNX Runtime)')
+    axs[0].set_xlabel('training seconds (median, clean runs)'); axs[1].set_xlabel('latency at batch 1, ms (ONNX Runtime, else PyTorch)')
     for ax in axs: ax.set_ylabel(f'test accuracy %, {k}')
     fig.suptitle(f"{len(summary['arms'])} arms, {summary['runs']} of {summary['total']} runs done", fontsize=9)
     fig.tight_layout()
@@ -548,6 +562,7 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
             out:str|Path,  # its folder: configuration, results, run folders, summary and plots
             log:bool=True,  # one line per finished run
             work:bool=True,  # run this worker's share of the runs (False: only summarize what is there)
+            kinds=_KINDS,  # the kinds of run this worker takes: 'sweep', 'final', 'latency'
            ) -> dict:
     "Run a comparison (or join one, or continue it) in `out`, then summarize it; returns the summary"
     out = Path(out)
@@ -562,7 +577,7 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out/'compare.json', lambda f: f.write_text(json.dumps(cfg.to_dict(), indent=1)))
     say = print if log else (lambda *a: None)
-    if work: run_worker(cfg, out, say)
+    if work: run_worker(cfg, out, say, kinds=kinds)
     s = summarize(out)
     atomic_write(out/'summary.json', lambda f: f.write_text(json.dumps(s, indent=1)))
     if any(a['acc'] for a in s['arms'].values()):

@@ -30,7 +30,11 @@ import fastai.vision.learner  # registers the vision `show_results` and `plot_to
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
-from .callbacks import StopOnNanLoss, EMA, BranchWeights, AnnealTemperature, EMALookahead, FreezeWhitenBias, TimeBudget
+from .callbacks import StopOnNanLoss, AnnealTemperature, FreezeWhitenBias
+from .averaging import EMA, EMALookahead
+from .attention import BranchWeights  # and Learner.plot_branch_weights, .plot_attention_health
+from .budget import TimeBudget
+from .tta import _View  # Learner.flip_tta and .flip_shift_tta, on every learner dynblocks builds
 from .dynamize import dynamize
 from fastai.vision.learner import vision_learner
 from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup

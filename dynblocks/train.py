@@ -22,7 +22,9 @@ from .dynamize import dyn_layers
 from .models import count_flops, create_model
 from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
-from .callbacks import Checkpoint, BranchWeights, TimeBudget, resume_from, load_checkpoint
+from .checkpoint import Checkpoint, resume_from, load_checkpoint
+from .attention import BranchWeights
+from .budget import TimeBudget
 from .recipes import Recipe, Precision, recipe as get_recipe
 from .learner import dyn_learner, SlowOnCPUWarning
 from .export import save_model

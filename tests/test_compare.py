@@ -41,14 +41,18 @@ def test_killed_then_resumed(tmp_path):
     assert s['arms']['tiny_dyn']['latency']['impl']['1'] in ('fused', 'aggregate')
     assert (out/'pareto.png').stat().st_size > 10_000
     assert 'tiny_dyn vs tiny (all test images): ' in r.stdout and 'runs done' in r.stdout, r.stdout
-    # a study moved to another machine without its seed-0 run folders: the latency is timed on another seed's model
+    # a study moved to another machine without its seed-0 run folders: the latency is timed on another seed's model,
+    # by a worker that takes only latency runs (a final run left to do stays undone)
     shutil.rmtree(out/'runs'/'final-tiny-s0')
-    rows = [l for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] != 'latency/tiny']
+    rows = [l for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] not in ('latency/tiny', 'final/tiny_dyn/s1')]
     (out/'results.jsonl').write_text('\n'.join(rows) + '\n')
-    r = subprocess.run([str(EXE), 'compare', '--out', str(out)], capture_output=True, text=True, timeout=300, env={**os.environ, 'CI': 'true'})
+    r = subprocess.run([str(EXE), 'compare', '--out', str(out), '--only', 'latency'], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'CI': 'true'})
     assert r.returncode == 0, r.stderr[-3000:]
-    lat = [json.loads(l) for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] == 'latency/tiny']
+    done = [json.loads(l) for l in (out/'results.jsonl').read_text().splitlines()]
+    lat = [d for d in done if d['id'] == 'latency/tiny']
     assert len(lat) == 1 and lat[0]['seed'] == 1 and lat[0]['eager']['1'] > 0, lat
+    assert 'final/tiny_dyn/s1' not in {d['id'] for d in done} and '9 of 10 runs done' in r.stdout, r.stdout[-500:]
 
 def test_two_workers_share_one_comparison(tmp_path):
     "Two `dynblocks compare` processes on one folder divide its runs: every run once, both worked"
@@ -77,3 +81,14 @@ def test_interval_is_paired_over_images():
     assert abs(d - 100*(A.mean() - B.mean())) < 1e-4 and lo < d < hi and hi - lo < 0.8, (d, lo, hi)
     assert paired_interval(A, A) == (0., 0., 0.)
     assert verdict(d, lo, hi).startswith(f"{d:+.1f}".replace('-', '−'))
+
+def test_only_takes_the_kinds_of_run_a_comparison_has():
+    "`dynblocks compare --only` offers exactly the kinds of run `dynblocks.compare` knows, and a worker refuses any other"
+    from dynblocks.cli import make_parser
+    from dynblocks.compare import _KINDS, run_worker, CompareConfig, Arm
+    from dynblocks.core import DynblocksError
+    co = make_parser()._subparsers._group_actions[0].choices['compare']
+    assert tuple(next(a for a in co._actions if a.dest == 'only').choices) == _KINDS
+    with pytest.raises(DynblocksError, match='choose among sweep, final, latency'):
+        run_worker(CompareConfig([Arm('tiny', 'dyn_tiny'), Arm('tiny_dyn', 'dyn_tiny')]), '/nonexistent', kinds=('finals',))
+

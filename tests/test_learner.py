@@ -9,7 +9,7 @@ from fastai.learner import load_learner
 from dynblocks.data import cifar10_dls
 from dynblocks.learner import dyn_learner
 from dynblocks.recipes import recipe, list_recipes, recipe_dls
-from dynblocks.callbacks import BranchWeights
+from dynblocks.attention import BranchWeights
 
 @pytest.fixture(scope='module')
 def dls(cifar):

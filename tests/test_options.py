@@ -6,7 +6,8 @@ from torch import nn
 from dynblocks.block import DynBlock, Gate, make_router, set_impl
 from dynblocks.dynamize import DynConv2d
 from dynblocks.models import create_model, count_flops
-from dynblocks.callbacks import AnnealTemperature, attention_stats, attention_state
+from dynblocks.callbacks import AnnealTemperature
+from dynblocks.attention import attention_stats, attention_state
 
 
 LIN = dict(norm='after', act='after', act_cls=nn.GELU)

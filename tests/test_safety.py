@@ -48,7 +48,7 @@ def test_malicious_checkpoint_and_export_run_nothing(tmp_path, cli):
 
 def test_fuzz_random_and_truncated_files(tmp_path, pickles, sample):
     "Random and truncated bytes as CIFAR batches, images, checkpoints, safe models and ONNX files: clear errors only, nothing written"
-    from dynblocks.callbacks import load_checkpoint
+    from dynblocks.checkpoint import load_checkpoint
     from dynblocks.export import load_model, export_onnx, load_onnx
     from dynblocks.models import create_model
     rng = random.Random(0)

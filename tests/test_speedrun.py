@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 from fastai.callback.core import Callback
-from dynblocks.callbacks import TimeBudget, EMALookahead, FreezeWhitenBias
+from dynblocks.callbacks import FreezeWhitenBias
+from dynblocks.budget import TimeBudget
+from dynblocks.averaging import EMALookahead
 from dynblocks.data import cifar10_dls, DeviceDL
 from dynblocks.learner import dyn_learner
 from dynblocks.models import create_model, PatchWhiten
