@@ -54,9 +54,13 @@ def _lat(a, b='1'):
     opts = [(v[b], k) for k, v in (('onnx', lat.get('onnx') or {}), ('eager', lat.get('eager') or {})) if v.get(b)]
     return min(opts) if opts else (None, None)
 
+def time_ratio(a):
+    "An arm's training seconds over the baseline's, seed by seed on the same machine and day (`summarize`'s `time_ratio`); None if unpaired"
+    return (a.get('vs_baseline') or {}).get('time_ratio')
+
 def rows(S):
     "One row per arm of a comparison's summary: the verdict table of the page and the README"
-    base, ex, out = S['arms'][S['baseline']], _exact(S), []
+    ex, out = _exact(S), []
     for name, a in S['arms'].items():
         vs = a.get('vs_baseline')
         lat1, lat64 = _lat(a), _lat(a, '64')
@@ -64,7 +68,7 @@ def rows(S):
                     **({f'{ex} %': _acc(a['acc'].get(ex))} if ex else {}), 'all 10k %': _acc(a['acc'].get('all')),
                     f"vs {S['baseline']}, all 10k (95 % interval)": '—' if vs is None else
                         '{:+.1f} ({:+.1f} to {:+.1f})'.format(*vs['interval']['all']).replace('-', '−'),
-                    'training time': '—' if not a['train_s'] else f"{a['train_s']:.0f} s ({a['train_s']/base['train_s']:.1f}×)" if base['train_s'] else f"{a['train_s']:.0f} s",
+                    'training time': '—' if not a['train_s'] else f"{a['train_s']:.0f} s" + (f" ({time_ratio(a):.1f}×)" if time_ratio(a) else ""),
                     'latency b1': '—' if lat1[0] is None else f"{1e3*lat1[0]:.2f} ms",
                     'latency b64': '—' if lat64[0] is None else f"{1e3*lat64[0]:.0f} ms"})
     return out
@@ -80,7 +84,7 @@ def headline(Ssp, Sx4=None):
         v = a['vs_baseline']['verdict']['all']
         lat, tl = _lat(a)[0], _lat(t)[0]
         out.append(f"{at} the dynamic arm the validation ranks first ({b}) is {v} against the static twin on all 10,000 test images"
-                   f" ({a['n']} and {t['n']} seeds)" + (f", at {a['train_s']/t['train_s']:.1f}× its training time" if a['train_s'] and t['train_s'] else "")
+                   f" ({a['n']} and {t['n']} seeds)" + (f", at {time_ratio(a):.1f}× its training time" if time_ratio(a) else "")
                    + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else "")
                    + ("" if S.get('complete') else f" (a study in progress: {S['runs']} of its {S['total']} runs done)"))
     if not out: return "Not measured yet."

@@ -459,6 +459,14 @@ def _subsets(n:int, exact:int|None) -> dict:
     if exact is None or exact >= n: return {'all': slice(0, n)}
     return {f'exact {exact}': slice(0, exact), f'other {n - exact}': slice(exact, n), 'all': slice(0, n)}
 
+def _time_ratio(rs:list, base:list) -> dict:
+    "Training seconds against the baseline's, paired by seed on the same machine and day (a CPU's speed changes between days)"
+    def clean(x): return {r['seed']: r for r in x if not r['loaded'] and not r.get('resumed_from')}
+    def day(r): return ((r.get('machine') or {}).get('cpu'), (r.get('machine') or {}).get('date'))
+    A, B = clean(rs), clean(base)
+    ratios = [A[s]['train_s']/B[s]['train_s'] for s in sorted(set(A) & set(B)) if day(A[s]) == day(B[s]) and B[s]['train_s']]
+    return dict(time_ratio=round(statistics.median(ratios), 3) if ratios else None, time_pairs=len(ratios))
+
 def summarize(folder:str|Path,  # a comparison's folder
              ) -> dict:
     "Every figure of a comparison, computed from its `compare.json` and `results.jsonl`"
@@ -497,7 +505,8 @@ def summarize(folder:str|Path,  # a comparison's folder
         per_seed = {k: [round(arms[a.name]['acc'][k][arms[a.name]['seeds'].index(s)] - arms[cfg.baseline]['acc'][k][arms[cfg.baseline]['seeds'].index(s)], 3)
                         for s in common] for k in subsets}
         iv = {k: [round(x, 3) for x in paired_interval(A[:, sl], B[:, sl], cfg.bootstrap)] for k, sl in subsets.items()}
-        arms[a.name]['vs_baseline'] = dict(per_seed=per_seed, interval=iv, verdict={k: verdict(*v) for k, v in iv.items()})
+        arms[a.name]['vs_baseline'] = dict(per_seed=per_seed, interval=iv, verdict={k: verdict(*v) for k, v in iv.items()},
+                                           **_time_ratio(finals[a.name], base))
     best = best_by_valid(cfg, done)
     return dict(config=cfg.to_dict(), subsets={k: [v.start, v.stop] for k, v in subsets.items()}, main=main, baseline=cfg.baseline,
                 arms=arms, best_dynamic_by_valid=best, runs=len(done), total=len(jobs(cfg)), complete=len(done) == len(jobs(cfg)))

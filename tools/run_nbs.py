@@ -13,12 +13,17 @@ from execnb.shell import CaptureShell
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SPAM = re.compile(r'█|\|---|Epoch \d+/\d+|^epoch\s+train_loss|^\[\d+, .*\]$|^\s*$|^\d+\s+[-\d.]+\s.*\d\d:\d\d\s*$')
+_SPAM = re.compile(r'█|\|---|Epoch \d+/\d+|^epoch\s+train_loss|^\[\d+, .*\]$|^\d+\s+[-\d.]+\s.*\d\d:\d\d\s*$')
+
+_MD_RULE = re.compile(r'\|(\s*:?-+:?\s*\|)+')  # a markdown table's header rule (`|---|---|`): printed tables keep it
 
 def _clean_stream(o):
     "stdout without progress bars and fastai's per-epoch log lines"
     lines = ''.join(o.get('text', '')).replace('\r', '\n').splitlines()
-    o['text'] = ''.join(l + '\n' for l in lines if not _SPAM.search(l))
+    kept = [l for l in lines if _MD_RULE.fullmatch(l.strip()) or not _SPAM.search(l)]
+    kept = [l for i, l in enumerate(kept) if l.strip() or (0 < i < len(kept) - 1 and kept[i-1].strip())]  # one blank line between paragraphs
+    while kept and not kept[-1].strip(): kept.pop()
+    o['text'] = ''.join(l + '\n' for l in kept)
     return o
 
 def _teaches(o) -> bool:
