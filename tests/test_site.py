@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT/'_docs'
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 API = {'block.html': ['DynBlock'], 'models.html': ['create_model'], 'data.html': ['cifar10_dls'], 'train.html': ['train_run'],
-       'learner.html': ['dyn_learner'], 'callbacks.html': ['BranchWeights']}
+       'learner.html': ['dyn_learner'], 'callbacks.html': ['StopOnNanLoss'], 'attention.html': ['BranchWeights'],
+       'budget.html': ['TimeBudget'], 'checkpoint.html': ['Checkpoint'], 'averaging.html': ['EMA'], 'tta.html': ['Learner.flip_tta']}
 ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
         '--disable-sync', '--no-first-run', '--disable-quic']
 
