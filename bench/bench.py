@@ -30,13 +30,13 @@ def machine() -> dict:
 
 
 
-# Honest timing on a shared machine: the library's helpers (dynblocks.compare), with a pause file shared by the bench scripts
+# Honest timing on a shared machine: the library's helpers (dynblocks.measure), with a pause file shared by the bench scripts
 PAUSE, LOCK = Path('/tmp/dynblocks-bench.pause'), Path('/tmp/dynblocks-bench.lock')
 
 
 def wait_for_idle(max_other, quiet_s=10., say=print):
     "Wait while `PAUSE` exists, then until other processes have used under `max_other` cores for `quiet_s` seconds"
-    from dynblocks.compare import wait_for_idle as wait
+    from dynblocks.measure import wait_for_idle as wait
     wait(max_other, quiet_s, say, pause=PAUSE)
 
 def start_training_bench(what:str, a, argv) -> tuple:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one(repo:Path) -> dict:
     "Clone, then `bash dev.sh train` in the clone: its figures"
-    from dynblocks.compare import LoadMeter
+    from dynblocks.measure import LoadMeter
     with tempfile.TemporaryDirectory() as d:
         clone = Path(d)/'dynblocks'
         subprocess.run(['git', 'clone', '-q', str(repo), str(clone)], check=True)
@@ -45,7 +45,7 @@ def main(argv=None):
     p.add_argument('--runs', type=int, default=1)
     p.add_argument('--out', default=None)
     a = p.parse_args(argv)
-    from dynblocks.compare import machine, wait_for_idle
+    from dynblocks.measure import machine, wait_for_idle
     m = machine()
     head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     runs = []

@@ -56,7 +56,7 @@ def static_width(dyn_kw):
 
 
 def arm(name, kw, recipe_kw=None, what='', **extra):
-    from dynblocks.compare import Arm
+    from dynblocks.arms import Arm
     return Arm(name, 'dyn_cpu', kw, RECIPE['recipe'], {**RECIPE['recipe_kw'], **(recipe_kw or {})}, what=what, **extra)
 
 
@@ -68,7 +68,8 @@ def first_three() -> list:
 
 def config(budget:str, root:Path, data=None, smoke=False):
     "The comparison of `budget`: arms as data, for `dynblocks.compare` (x4 reads the speedrun comparison's choices in `root`)"
-    from dynblocks.compare import CompareConfig, summarize
+    from dynblocks.arms import CompareConfig
+    from dynblocks.compare import summarize
     names = first_three()
     width = static_width(DYNAMIC[names[0]][0])  # every two-branch arm has the same training FLOPs
     twin = arm('twin', dict(TWIN), what='static twin: one branch per block, same widths')
@@ -106,7 +107,7 @@ def sync(folder:Path, dest:Path):
 
 def plan(budget:str, root:Path):
     "Each run of the study and its expected seconds, from the first study's mean seconds per arm (same machine kind; its speed varies by day)"
-    from dynblocks.compare import jobs
+    from dynblocks.arms import jobs
     if budget == 'x4' and not (root/'speedrun'/'compare.json').exists(): return print("x4 takes the speedrun comparison's choices: run that first.")
     c, ref = config(budget, root), json.loads(FIRST.read_text())['summary'][budget]
     per_pass = lambda name: ref.get(name, ref['twin'])['train_s']['mean']/PASSES[budget]  # a new arm: the twin's speed

@@ -94,7 +94,7 @@ def headline(Ssp, Sx4=None):
 def pair(results, budget, a, b):
     "(difference, lower, upper) in points of arm `a` against arm `b` of the comparison of `budget`, paired on the same test images"
     import numpy as np
-    from dynblocks.compare import paired_interval, unpack
+    from dynblocks.measure import paired_interval, unpack
     f = Path(results)/'pays'/budget/'results.jsonl'
     rs = [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
     C = {k: [unpack(r['correct'], r['n_test']) for r in rs if r['kind'] == 'final' and r['arm'] == k] for k in (a, b)}

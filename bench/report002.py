@@ -35,7 +35,7 @@ def _accuracy(model, x, y, bs=500):
 def score(a):
     from dynblocks.export import load_model
     from dynblocks.cifar import load_cifar10
-    from dynblocks.compare import machine, pack
+    from dynblocks.measure import machine, pack
     run = Path(a.run)
     s = json.loads((run/'summary.json').read_text())
     if s['recipe'] != 'seed002' or s['config'].get('epochs') not in (None, 20) or s['n_train'] != 50_000:
@@ -82,7 +82,7 @@ def tune(a):
     rank = lambda pred: sorted([t['value'] for t in done]).index(min(t['value'] for t in done if pred(t))) + 1 if any(pred(t) for t in done) else None
     near = lambda t: t['params']['opt'] == 'adam' and t['params']['bs'] == 16 and 1e-4 <= t['params']['lr'] <= 1e-3
     res = dict(what="report 002's search at reduced fidelity", command=a.command, storage=a.storage.rsplit('/', 1)[-1], study=a.study,
-               fidelity=a.fidelity, machine=__import__('dynblocks.compare', fromlist=['machine']).machine(), trials=trials,
+               fidelity=a.fidelity, machine=__import__('dynblocks.measure', fromlist=['machine']).machine(), trials=trials,
                best=best, report_choice=dict(opt='adam', lr=3.7168e-4, bs=16),
                report_choice_rank=dict(rule='the best completed trial with Adam, batch 16 and lr in 1e-4..1e-3 (the neighbourhood of the report\'s choice)',
                                        rank=rank(near), of=len(done)))

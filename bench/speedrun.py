@@ -41,7 +41,7 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import machine, RESULTS, wait_for_idle, LOCK, timeit  # noqa: E402
-from dynblocks.compare import LoadMeter  # noqa: E402
+from dynblocks.measure import LoadMeter  # noqa: E402
 from fastai.callback.core import Callback  # noqa: E402
 
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90)

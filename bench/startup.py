@@ -15,7 +15,7 @@ import argparse, json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import machine, RESULTS, wait_for_idle  # noqa: E402
-from dynblocks.compare import LoadMeter  # noqa: E402
+from dynblocks.measure import LoadMeter  # noqa: E402
 
 EXE = Path(sys.executable).parent/'dynblocks'
 

@@ -10,6 +10,7 @@ __all__ = []
 # %% ../nbs/99_all.ipynb #caed57f9
 from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_out, mask_url, check_num, check_limit, LIMITS,
                             launched, atomic_write, check_room)
+from .options import Option, OPTIONS, options_table, Opt, WdMode, Lib, Schedule, Precision, Policy, Stats
 from .block import DynBlock, KernelBank, Impl, Start, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten,
@@ -17,23 +18,24 @@ from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEB
 from .dynamize import DynConv2d, dynamize, dyn_convs, dyn_layers
 from .cifar import (CIFAR10_CLASSES, CIFAR10_STATS, HALF_STATS, find_cifar10, load_cifar10, save_cifar10, sample_path,
                              stratified_idxs, read_image, MAX_PIXELS)
-from .augment import (Policy, policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
+from .augment import (policy_params, BatchAug, ItemAug, batch_flip, batch_crop, batch_affine, batch_jitter,
                                batch_cutout)
-from .data import Stats, stats_of, DeviceDL, cifar10_dls
+from .data import stats_of, DeviceDL, cifar10_dls
 from .callbacks import StopOnNanLoss
 from .averaging import EMA
 from .tta import _View  # Learner.flip_tta and Learner.flip_shift_tta
 from .checkpoint import Checkpoint, load_checkpoint, resume_from
 from .attention import BranchWeights
-from .optim import CrossEntropyKL, Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, Opt, WdMode, make_opt_func
-from .recipes import Schedule, Precision, Recipe, recipe, list_recipes, recipe_dls, register_recipe
+from .optim import CrossEntropyKL, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup, make_opt_func
+from .recipes import Recipe, recipe, list_recipes, recipe_dls, register_recipe
 from .learner import dyn_learner, dyn_vision_learner, pretrained_weights, epoch_time, SlowOnCPUWarning, SLOW_EPOCH
 from .distributed import DistributedDeviceDL
 from .infer import fit_image, predict_files, OnnxModel, load_onnx
 from .train import RunConfig, resolve_data, train_run, run_bytes
 from .export import save_model, load_model, load_export, export_onnx, check_onnx
 from .tune import dyn_tune, default_space, seed002_space, trial_config, save_study_plots  # Optuna itself loads on first use
-from .compare import (Arm, CompareConfig, BEST_VALID, compare, jobs, run_worker, best_by_valid, summarize, table, plot_pareto,
-                               paired_interval, verdict, latency, load_config, LoadMeter, wait_for_idle, cpu_busy, machine, pack, unpack)
+from .measure import LoadMeter, wait_for_idle, cpu_busy, machine, pack, unpack, latency, paired_interval, verdict
+from .arms import Arm, CompareConfig, BEST_VALID, jobs
+from .compare import compare, run_worker, best_by_valid, summarize, table, plot_pareto, load_config
 from .reports import REPORTS, report_info, report_facts
 __all__ = [o for o in dir() if not o.startswith('_')]  # the names imported above

@@ -7,29 +7,19 @@ Docs: https://dynblocks.github.io/dynblocks/augment.html.md"""
 # %% ../nbs/04_augment.ipynb #9aebe99c
 from __future__ import annotations
 import math
-from enum import Enum
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fasttransform import Transform, DisplayedTransform
 from fastai.torch_core import TensorImage
 from .core import DynblocksError, choice
+from .options import Policy
 
 # %% auto #0
-__all__ = ['Policy', 'policy_params', 'batch_flip', 'batch_crop', 'batch_affine', 'batch_jitter', 'batch_cutout', 'BatchAug',
-           'ItemAug']
+__all__ = ['policy_params', 'batch_flip', 'batch_crop', 'batch_affine', 'batch_jitter', 'batch_cutout', 'BatchAug', 'ItemAug']
 
 # %% ../nbs/04_augment.ipynb #3d25a55f
-class Policy(str, Enum):
-    "Augmentation policies, named for their source"
-    none = 'none'
-    crop_flip = 'crop_flip'
-    seed000 = 'seed000'
-    seed003 = 'seed003'
-    airbench = 'airbench'
-    flip_shift = 'flip_shift'
-    alt_flip_shift = 'alt_flip_shift'
-
+# `Policy` is declared with the other options (`dynblocks.options`), imported above
 _POLICIES = {  # the parameters of each policy, shared by both implementations
     Policy.none: dict(),
     Policy.crop_flip: dict(flip=True, pad=4),

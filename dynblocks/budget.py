@@ -6,12 +6,15 @@ Docs: https://dynblocks.github.io/dynblocks/budget.html.md"""
 
 # %% ../nbs/06d_budget.ipynb #10f20caf
 from __future__ import annotations
-import statistics, time
+import json, statistics, time
+from dataclasses import replace
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException
+from fastai.learner import Learner
 from .core import DynblocksError
+from .tta import TTA_PASSES
 
 # %% auto #0
-__all__ = ['TimeBudget']
+__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'TimeBudget', 'seconds_left', 'run_budget']
 
 # %% ../nbs/06d_budget.ipynb #7754fc5c
 class TimeBudget(Callback):
@@ -115,3 +118,61 @@ class TimeBudget(Callback):
         "Continue a budgeted fit: the next fit goes on with the seconds that are left"
         self.spent, self.done, self.p, self.left_at_anchor, self.replans = sd['spent'], sd['done'], sd['p'], sd['left_at_anchor'], list(sd['replans'])
         self.anchor, self._loaded, self.finished = tuple(sd['anchor']), True, sd.get('finished', False)
+
+# %% ../nbs/06d_budget.ipynb #59ec605c
+WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
+PLAN_MARGIN = 0.015  # share of a budget's training seconds kept free for the plan's error
+
+def _reference(name:str) -> dict|None:
+    "What dynblocks' own reference run of recipe `name` reached, from `reference.json` (written by `tools/make_reference.py` from `bench/results/`)"
+    from importlib.resources import files
+    fn = files('dynblocks')/'reference.json'
+    return json.loads(fn.read_text()).get(name) if fn.is_file() else None
+
+class _PlanNote(Callback):
+    "Say once, when `TimeBudget` first plans, the measured speed and the passes planned, beside the recipe's reference run"
+    order = TimeBudget.order + 1  # right after `TimeBudget`, which makes the plan in `after_batch`
+    def __init__(self, tb, say, ref=None): self.tb, self.say, self.ref, self.said = tb, say, ref, False
+    def after_batch(self):
+        if self.said or not self.training or self.tb.planned is None: return
+        self.said = True
+        n, bs = self.dls.train.n, self.dls.train.bs
+        ips, passes = bs/statistics.median(self.tb.times), self.tb.planned/max(1, self.tb.n_iter)
+        msg = f"plan: {passes:.1f} passes over {n:,} images at {ips:.0f} images/s (measured on this machine)"
+        if self.ref:
+            k = min(max(round(passes), 1), len(self.ref['curve']))
+            msg += (f"; the reference run ({self.ref['images_per_s']:.0f} images/s, {self.ref['date']}) planned "
+                    f"{self.ref['passes']:.1f} and reached {self.ref['acc']*100:.1f} % ({self.ref['tta']}); after "
+                    f"{k} of its passes it read {self.ref['curve'][k-1]*100:.1f} %")
+        self.say(msg)
+
+def seconds_left(budget:float,  # seconds from `t0` to the end of the run
+                 t0:float,  # when the budget's clock started (`time.time()`)
+                ) -> float:
+    "Seconds of `budget` left now for training and the final TTA, `WRITE_RESERVE` kept for writing the run folder"
+    return budget - (time.time() - t0) - WRITE_RESERVE
+
+def run_budget(learn:Learner,  # a learner with a recipe (`dyn_learner`)
+               t0:float,  # when the budget's clock started (`time.time()`; the command line: dynblocks' start)
+               say=print,  # where the plan is said
+               asked:bool=False,  # the user gave the budget (a spent budget is then an error, not one pass)
+              ) -> TimeBudget|None:
+    "Add the `TimeBudget` of `learn.recipe.budget` seconds counted from `t0` to `learn`, or return `None` without a budget; a budget spent before training: an error if `asked`, else one pass"
+    r = learn.recipe
+    if not r.budget: return None
+    spent, left = time.time() - t0, seconds_left(r.budget, t0)
+    if left <= 0:
+        if asked:
+            raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({spent:.0f} s so far, "
+                                 f"{WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
+        say(f"the {r.name} recipe's {r.budget:g} s budget was used up before training started ({spent:.0f} s since dynblocks "
+            "started): training one pass instead (--budget or --epochs chooses)")
+        learn.recipe = replace(r, budget=None, epochs=1)
+        return None
+    # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
+    # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
+    tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=TTA_PASSES.get(r.tta, 0))
+    tb.planning = [tb, _PlanNote(tb, say, _reference(r.name))]  # what `train_run` removes after the fit
+    learn.add_cbs(tb.planning)  # on the learner while it fits: a checkpoint saves its state
+    say(f"time budget: {r.budget:.0f} s from dynblocks' start, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
+    return tb

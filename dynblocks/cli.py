@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse, json, sys, time, warnings
 from pathlib import Path
 from .core import DynblocksError, MissingFileError, mask_url, launched
+from .options import OPTIONS, ABSENT
 
 # %% auto #0
 __all__ = ['make_parser', 'config_from_args', 'train', 'main']
@@ -34,49 +35,20 @@ def _json_object(s):
 
 def make_parser() -> argparse.ArgumentParser:
     "The `dynblocks` argument parser, with its subcommands; `train` flags are `RunConfig` fields"
-    # built from the standard library alone: `--help` and a mistyped flag never wait for torch or fastai. Names of models,
-    # recipes, optimisers and precisions are checked where they are used (`RunConfig`), with the valid ones in the message.
+    # built from the standard library alone: `--help` and a mistyped flag never wait for torch or fastai. A flag's type,
+    # range and choices are its option's (`OPTIONS`); names of models and recipes are checked where they are used (`RunConfig`).
     p = argparse.ArgumentParser(prog='dynblocks', description='Dynamic-block CNNs for fastai.')
     sub = p.add_subparsers(dest='cmd', required=True)
     t = sub.add_parser('train', help='train a model and print its test accuracy')
-    t.add_argument('--recipe', default='default', help="a recipe from `dynblocks recipes` (default: 'default', one minute of dyn_tiny)")
-    t.add_argument('--arch', default=None, help="a model from `dynblocks models`, or another library's: torchvision:NAME, "
-                   "timm:NAME, fastai:NAME, made dynamic with --arch-kw '{\"dynamize\": {\"n_branches\": 2}}' (default: the recipe's)")
-    t.add_argument('--epochs', type=_pos_int, default=None, help="epochs (default: the recipe's, or its time budget)")
-    t.add_argument('--bs', type=_pos_int, default=None, help="batch size (default: the recipe's)")
-    t.add_argument('--lr', type=_pos_float, default=None, help="peak learning rate (default: the recipe's)")
-    t.add_argument('--opt', default=None, help="optimiser: sgd, nesterov or adam (default: the recipe's)")
-    t.add_argument('--wd', type=float, default=None, help="weight decay (default: the recipe's)")
-    t.add_argument('--ls', type=float, default=None, help="label smoothing (default: the recipe's)")
-    t.add_argument('--budget', type=float, default=None, help="seconds from dynblocks' start to exit: the passes are planned from the measured "
-                   "speed and the run ends inside them (0: no budget; default: the recipe's, unless --epochs is given)")
-    t.add_argument('--anneal', type=_pos_float, default=None, help="anneal the dynamic blocks' gate temperature from this value "
-                   "(e.g. 30) to 1 over the first 30 %% of training (default: the recipe's)")
-    t.add_argument('--data', default=None, help="'sample' (shipped with dynblocks), 'cifar10' (found as cifar10_dls "
-                   "looks, else downloaded), or a folder; default: cifar10 if found, else the sample")
-    t.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')
-    t.add_argument('--n-valid', type=_pos_int, default=None, help='the first N validation images')
-    t.add_argument('--size', type=_pos_int, default=None, help='resize the images to N×N (shorter side, then the centre); '
-                   'needed for image folders whose images differ in size')
-    t.add_argument('--width', type=_pos_float, default=None, help='channel multiplier of the model')
-    t.add_argument('--arch-kw', type=_json_object, default=None,
-                   help='other model options as a JSON object, e.g. \'{"widths": [16, 32, 64, 128], "ks": 5}\' for se_resnet')
-    t.add_argument('--recipe-kw', type=_json_object, default=None,
-                   help='other recipe fields as a JSON object, e.g. \'{"lookahead": 0.95, "tta": "flip_shift"}\' (see `dynblocks recipes`)')
-    t.add_argument('--n-branches', type=_pos_int, default=None, help='branches per dynamic block')
-    t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--precision', default=None,
-                   help="fp32, or fp16/bf16 mixed precision on a GPU (default: the recipe's where the GPU supports it)")
-    t.add_argument('--fp16', dest='precision', action='store_const', const='fp16', help='same as --precision fp16')
-    t.add_argument('--bf16', dest='precision', action='store_const', const='bf16', help='same as --precision bf16')
-    t.add_argument('--mixup', type=float, default=0., help='MixUp with this alpha')
-    t.add_argument('--cutmix', type=float, default=0., help='CutMix with this alpha')
-    t.add_argument('--out', default=None, help="folder for the run's artifacts (default: runs/<arch>-<time>)")
+    for o in OPTIONS.values():  # one flag per run option, from its one declaration: type, range, choices, help
+        if o.run is not ABSENT and o.flag: o.add_to(t)
+        if o.name == 'precision':
+            t.add_argument('--fp16', dest='precision', action='store_const', const='fp16', help='same as --precision fp16')
+            t.add_argument('--bf16', dest='precision', action='store_const', const='bf16', help='same as --precision bf16')
     t.add_argument('--quiet', action='store_true', help='one line per epoch, no progress bars (the default off a terminal)')
     t.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint, with the '
                    'options saved in it (a flag that contradicts them is an error)')
     t.add_argument('--overwrite', action='store_true', help='replace the run already in --out')
-    t.add_argument('--lr-find', action='store_true', help='run lr_find first and save its curve')
     t.add_argument('--from-study', default=None, help='train with the best trial of this Optuna study (with --storage)')
     t.add_argument('--storage', default=None, help='storage URL of --from-study')
     m = sub.add_parser('models', help='list the registered models with parameters and FLOPs')
@@ -92,10 +64,9 @@ def make_parser() -> argparse.ArgumentParser:
     tu.add_argument('--storage', default=None, help='sqlite:///study.db or any database URL (default: in memory)')
     tu.add_argument('--study', default='dynblocks', help='study name')
     tu.add_argument('--monitor', choices=['valid_loss', 'valid_accuracy'], default='valid_loss')
-    tu.add_argument('--data', default=None, help="as for train")
-    tu.add_argument('--n-train', type=_pos_int, default=None); tu.add_argument('--n-valid', type=_pos_int, default=None)
+    for k in ('data', 'n_train', 'n_valid'): OPTIONS[k].add_to(tu)
     tu.add_argument('--valid', type=float, default=0.1, help='fraction of the training set that judges trials (never the test set)')
-    tu.add_argument('--seed', type=int, default=0)
+    OPTIONS['seed'].add_to(tu)
     tu.add_argument('--heartbeat', type=_pos_int, default=30, help='seconds between heartbeats of a running trial')
     tu.add_argument('--grace', type=_pos_int, default=120, help='seconds without heartbeat before a trial is failed')
     tu.add_argument('--out', default=None, help="folder for the study's plots (default: runs/tune-<study>)")
@@ -113,9 +84,7 @@ def make_parser() -> argparse.ArgumentParser:
     co.add_argument('--seeds', type=int, nargs='+', default=None, help='the final runs\' seeds (default: 0 1 2)')
     co.add_argument('--passes', type=_pos_int, default=None, help="each final run's passes over the training images (default: the recipe's epochs)")
     co.add_argument('--seconds', type=_pos_float, default=None, help='or each final run\'s seconds (a time budget)')
-    co.add_argument('--data', default=None, help="as for train: 'sample', 'cifar10' or a folder (fastai's image folders too)")
-    co.add_argument('--n-train', type=_pos_int, default=None, help='stratified training subset')
-    co.add_argument('--size', type=_pos_int, default=None, help='resize the images to N×N')
+    for k in ('data', 'n_train', 'size'): OPTIONS[k].add_to(co)
     co.add_argument('--baseline', default=None, help='the arm the others are compared with (default: the first)')
     co.add_argument('--lr-factors', type=_pos_float, nargs='+', default=None, help="the sweep: multiples of each arm's recipe lr (default: 0.5 1 2)")
     co.add_argument('--sweep', type=_pos_float, default=None, help="the sweep's budget as a fraction of a final run's (default: 0.5)")
@@ -155,8 +124,7 @@ def _resumed_config(args):
     from dynblocks.train import RunConfig
     saved = load_checkpoint(Path(args.out)/'checkpoint.pth').get('config')
     if not saved: raise DynblocksError(f"The checkpoint in {args.out} holds no run configuration; resume with the same flags as the run.")
-    defaults = config_from_args(make_parser().parse_args(['train'])).to_dict()
-    given = {k: v for k, v in config_from_args(args).to_dict().items() if v != defaults[k] and k not in ('out', 'lr_find')}
+    given = {k: v for k, v in config_from_args(args).to_dict().items() if v != OPTIONS[k].run and OPTIONS[k].resume}
     return RunConfig(**{**saved, **given, 'out': args.out})  # the one comparison with the saved options is `train_run`'s
 
 def train(args):  # `dynblocks train` arguments, parsed by `make_parser()`
@@ -252,7 +220,7 @@ def _predict(args):
 
 def _compare_config(args):
     "The `CompareConfig` the flags describe, or `None` (continue the comparison in --out)"
-    from dynblocks.compare import Arm, CompareConfig
+    from dynblocks.arms import Arm, CompareConfig
     if args.arms and args.arch: raise DynblocksError("Give the arms with --arms FILE or --arch NAME, not both.")
     if args.arms:
         fn = Path(args.arms)

@@ -17,12 +17,12 @@ from fastai.torch_core import TensorImage, TensorCategory, default_device
 from fastai.vision.core import PILImage, ToTensor
 import fastai.vision.data  # registers the vision `show_batch` (a grid of images)
 from .core import DynblocksError, choice
+from .options import Stats
 from .cifar import CIFAR10_STATS, HALF_STATS, load_cifar10, stratified_idxs
 from .augment import Policy, BatchAug, ItemAug, policy_params
-from enum import Enum
 
 # %% auto #0
-__all__ = ['DeviceDL', 'Stats', 'stats_of', 'cifar10_dls']
+__all__ = ['DeviceDL', 'stats_of', 'cifar10_dls']
 
 # %% ../nbs/05_data.ipynb #0ae75714
 class DeviceDL(TfmdDL):
@@ -91,11 +91,7 @@ class DeviceDL(TfmdDL):
         return super().new(dataset, cls, xs=self.xs, ys=self.ys, seed=self.seed, alt_flip=self.alt_flip, **kwargs)
 
 # %% ../nbs/05_data.ipynb #9d916435
-class Stats(str, Enum):
-    "Normalisation statistics: CIFAR-10's own mean and std, or 0.5 and 0.5 (reports 003 and 004)"
-    cifar = 'cifar'
-    half = 'half'
-
+# `Stats` is declared with the other options (`dynblocks.options`), imported at the top
 def stats_of(stats:str,  # a `Stats` name
             ) -> tuple:
     "(mean, std) of the normalisation `stats`"

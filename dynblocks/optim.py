@@ -7,7 +7,6 @@ Docs: https://dynblocks.github.io/dynblocks/optim.html.md"""
 # %% ../nbs/07_optim.ipynb #3e15cdb1
 from __future__ import annotations
 from functools import partial
-from enum import Enum
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,10 +15,10 @@ from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine
 from fastai.optimizer import SGD, Adam, OptimWrapper
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, OneCycleLR
 from .core import DynblocksError, choice
+from .options import Lib, Opt, WdMode
 
 # %% auto #0
-__all__ = ['CrossEntropyKL', 'Lib', 'TorchSched', 'one_cycle_lr', 'cos_anneal_lr', 'cos_warmup_lr', 'sched_cos_warmup', 'Opt',
-           'WdMode', 'make_opt_func']
+__all__ = ['CrossEntropyKL', 'TorchSched', 'one_cycle_lr', 'cos_anneal_lr', 'cos_warmup_lr', 'sched_cos_warmup', 'make_opt_func']
 
 # %% ../nbs/07_optim.ipynb #d9fbbdb4
 class CrossEntropyKL(nn.Module):
@@ -43,12 +42,6 @@ class CrossEntropyKL(nn.Module):
 
     def activation(self, x): return F.softmax(x, -1)
     def decodes(self, x): return x.argmax(-1)
-
-# %% ../nbs/07_optim.ipynb #61892a59
-class Lib(str, Enum):
-    "Whose optimisers and lr schedules: PyTorch's (`torch`, as the reports ran) or fastai's with fastai's defaults (`fastai`)"
-    torch = 'torch'
-    fastai = 'fastai'
 
 # %% ../nbs/07_optim.ipynb #dc693c83
 class TorchSched(ParamScheduler):
@@ -122,17 +115,6 @@ def sched_cos_warmup(lr:float,  # peak learning rate
     return combine_scheds([warmup, 1-warmup], [SchedLin(lr*start, lr), SchedCos(lr, end)])
 
 # %% ../nbs/07_optim.ipynb #a3d1474e
-class Opt(str, Enum):
-    "Optimisers: `sgd` (with momentum), `nesterov` (PyTorch's Nesterov SGD) and `adam`"
-    sgd = 'sgd'
-    nesterov = 'nesterov'
-    adam = 'adam'
-
-class WdMode(str, Enum):
-    "Weight decay added to the gradient (`l2`, PyTorch's `SGD`/`Adam`) or applied to the weights (`decoupled`, `AdamW`)"
-    l2 = 'l2'
-    decoupled = 'decoupled'
-
 def make_opt_func(opt:str='adam',  # an `Opt`: 'sgd', 'nesterov' or 'adam'
                   wd_mode:str='l2',  # a `WdMode`: 'l2' (added to the gradient) or 'decoupled' (AdamW/SGDW)
                   mom:float=0.9,  # momentum (SGD) or beta1 (Adam)

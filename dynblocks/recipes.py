@@ -6,121 +6,35 @@ Docs: https://dynblocks.github.io/dynblocks/recipes.html.md"""
 
 # %% ../nbs/08_recipes.ipynb #48b272f5
 from __future__ import annotations
-import math
-from dataclasses import dataclass, replace, fields
-from enum import Enum
+from dataclasses import replace, fields
 from torch import nn
 from fastcore.meta import delegates
 from fastai.losses import LabelSmoothingCrossEntropyFlat
-from .core import DynblocksError, choice, unknown
+from .core import DynblocksError, unknown
+from .options import Lib, Opt, WdMode, Schedule, Precision, option_fields, check_options
 from .models import check_model
-from .augment import Policy
-from .data import Stats, cifar10_dls
-from .optim import CrossEntropyKL, Lib, Opt, WdMode
+from .data import cifar10_dls
+from .optim import CrossEntropyKL
 
 # %% auto #0
-__all__ = ['Schedule', 'Precision', 'Recipe', 'register_recipe', 'list_recipes', 'recipe', 'recipe_dls']
+__all__ = ['Recipe', 'register_recipe', 'list_recipes', 'recipe', 'recipe_dls']
 
 # %% ../nbs/08_recipes.ipynb #a6719737
-class Schedule(str, Enum):
-    "Learning-rate schedules: one-cycle, constant (`flat`), cosine annealing, cosine with linear warm-up"
-    one_cycle = 'one_cycle'
-    flat = 'flat'
-    cos_anneal = 'cos_anneal'
-    cos_warmup = 'cos_warmup'
-
-class Precision(str, Enum):
-    "Arithmetic of training: `fp32`, or mixed precision with `fp16` or `bf16` autocast (fastai's `MixedPrecision`)"
-    fp32 = 'fp32'
-    fp16 = 'fp16'
-    bf16 = 'bf16'
-
-def _check(ok:bool, msg:str):
-    if not ok: raise DynblocksError(msg)
-
-def _finite(x): return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-@dataclass
+@option_fields('recipe')
 class Recipe:
-    "What a report trained with: model, optimiser, schedule, loss, regularisation and data; checked when built"
+    "What a report trained with: model, optimiser, schedule, loss, regularisation and data; its fields are the options with a recipe default (`OPTIONS`), checked when built"
     name:str  # recipe name
-    arch:str  # model from `list_models()`, or another library's ('torchvision:resnet18')
     source:str = ''  # report it comes from
-    lib:str = 'fastai'  # a `Lib`: PyTorch's optimiser and scheduler ('torch', as the reports ran) or fastai's ('fastai')
-    opt:str = 'adam'  # an `Opt`: 'sgd', 'nesterov' or 'adam'
-    wd_mode:str = 'l2'  # a `WdMode`: 'l2' or 'decoupled'
-    lr:float = 1e-3  # peak learning rate
-    mom:float = 0.9  # momentum or Adam beta1
-    sqr_mom:float|None = None  # Adam beta2 (default: the library's, 0.999 or 0.99)
-    eps:float|None = None  # Adam eps (default: the library's, 1e-8 or 1e-5)
-    wd:float = 0.  # weight decay
-    schedule:str = 'one_cycle'  # a `Schedule`: 'one_cycle', 'flat', 'cos_anneal' or 'cos_warmup'
-    epochs:int = 10  # epochs the report trained
-    bs:int = 128  # batch size
-    n_train:int|None = None  # train on a stratified subset of at most this many images (None: all of them)
-    pct_start:float|None = None  # one-cycle rising fraction (default: the library's, 0.3 or 0.25)
-    div:float = 25.  # one-cycle initial lr = `lr / div`
-    div_final:float|None = None  # one-cycle final lr = initial lr / `div_final` (default: the library's, 1e4 or 1e5)
-    t_max:float|None = None  # cos_anneal half period in epochs, PyTorch's `T_max` (default: the fit's epochs)
-    eta_min:float = 0.  # cos_anneal floor
-    warmup:int = 0  # cos_warmup epochs
-    ls:float = 0.1  # label smoothing
-    kl:float = 0.  # weight of the KL term (report 003's loss)
-    clip:float|None = None  # gradient clipping max norm
-    accum:int = 1  # gradient accumulation steps
-    aug:str = 'crop_flip'  # augmentation `Policy`
-    stats:str = 'cifar'  # normalisation `Stats`: 'cifar' or 'half'
-    precision:str = 'fp32'  # a `Precision`, used where the device supports it (a GPU)
-    ema:float|None = None  # decay of an exponential moving average of the weights used for validation (`EMA`)
-    tta:str|None = None  # test-time augmentation at the end: 'flip'
-    budget:float|None = None  # seconds from launch to exit: the passes are planned from the measured speed (`TimeBudget`), not `epochs`
-    bn_bias_lr:float|None = None  # BatchNorm scales fixed at 1 and biases trained at this multiple of the learning rate (airbench: 64)
-    bn_momentum:float|None = None  # momentum of every BatchNorm (PyTorch's: the new batch's weight; airbench: 0.4)
-    lookahead:float|None = None  # airbench's lookahead (`EMALookahead`): decay per step of the average the weights are pulled to, e.g. 0.95
-    whiten_bias:float|None = None  # train the whitening stem's bias only for this fraction of training (`FreezeWhitenBias`; airbench: 0.3)
-    anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 over the first 30 % of training (`AnnealTemperature`)
-    arch_kw:dict|None = None  # options of the recipe's model (e.g. `{'n_branches': 1}`), under a run's own
     report_acc:float|None = None  # the report's test accuracy (%)
     notes:str = ''  # what we chose where the report is silent
 
     def __post_init__(self):
+        check_options(self, 'recipe')  # each option's type and range, from its one declaration
         check_model(self.arch)
-        _check(self.arch_kw is None or isinstance(self.arch_kw, dict), f"`arch_kw` must be a dict of model options or None, got {self.arch_kw!r}.")
-        self.opt, self.wd_mode = choice(Opt, self.opt, 'optimiser').value, choice(WdMode, self.wd_mode, 'weight-decay mode').value
-        self.lib = choice(Lib, self.lib, 'optimiser library').value
-        self.schedule = choice(Schedule, self.schedule, 'schedule').value
-        self.aug, self.stats = choice(Policy, self.aug, 'augmentation policy').value, choice(Stats, self.stats, 'normalisation').value
-        self.precision = choice(Precision, self.precision, 'precision').value
-        _check(_finite(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr}.")
-        _check(_finite(self.wd) and self.wd >= 0, f"`wd` must be a finite number >= 0, got {self.wd}.")
-        _check(_finite(self.mom) and 0 <= self.mom < 1, f"`mom` must be in [0, 1), got {self.mom}.")
-        for k in ('epochs', 'bs', 'accum'):
-            v = getattr(self, k)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"`{k}` must be a whole number >= 1, got {v!r}.")
-        _check(_finite(self.ls) and 0 <= self.ls < 1, f"`ls` (label smoothing) must be in [0, 1), got {self.ls}.")
-        _check(_finite(self.kl) and self.kl >= 0, f"`kl` must be >= 0, got {self.kl}.")
-        _check(self.pct_start is None or (_finite(self.pct_start) and 0 < self.pct_start < 1), f"`pct_start` must be in (0, 1) or None, got {self.pct_start}.")
-        _check(self.sqr_mom is None or (_finite(self.sqr_mom) and 0 <= self.sqr_mom < 1), f"`sqr_mom` must be in [0, 1) or None, got {self.sqr_mom}.")
-        _check(self.eps is None or (_finite(self.eps) and self.eps > 0), f"`eps` must be > 0 or None, got {self.eps}.")
-        _check(_finite(self.div) and self.div > 0, f"`div` must be > 0, got {self.div}.")
-        _check(self.div_final is None or (_finite(self.div_final) and self.div_final > 0), f"`div_final` must be > 0 or None, got {self.div_final}.")
         if self.lib == Lib.torch and self.opt != Opt.adam and self.wd_mode == WdMode.decoupled:
             raise DynblocksError(f"Recipe {self.name!r}: PyTorch's SGD adds weight decay to the gradient: use wd_mode='l2', or lib='fastai'.")
-        _check(self.t_max is None or (_finite(self.t_max) and self.t_max > 0), f"`t_max` must be > 0, got {self.t_max}.")
-        _check(0 <= self.warmup, f"`warmup` must be >= 0 epochs, got {self.warmup}.")
-        _check(self.clip is None or (_finite(self.clip) and self.clip > 0), f"`clip` must be > 0 or None, got {self.clip}.")
-        _check(self.ema is None or (_finite(self.ema) and 0 <= self.ema < 1), f"`ema` must be in [0, 1) or None, got {self.ema}.")
-        _check(self.budget is None or (_finite(self.budget) and self.budget > 0), f"`budget` must be a number of seconds > 0 or None, got {self.budget}.")
-        if self.budget is not None and self.lib == Lib.torch:
+        if self.budget and self.lib == Lib.torch:
             raise DynblocksError(f"Recipe {self.name!r}: a time budget runs fastai's schedules on the planned batches; use lib='fastai' or no budget.")
-        _check(self.anneal is None or (_finite(self.anneal) and self.anneal > 0), f"`anneal` must be a start temperature > 0 or None, got {self.anneal}.")
-        _check(self.n_train is None or (isinstance(self.n_train, int) and not isinstance(self.n_train, bool) and self.n_train >= 1),
-               f"`n_train` must be a whole number >= 1 or None, got {self.n_train!r}.")
-        _check(self.tta in (None, 'flip', 'flip_shift'), f"`tta` must be None, 'flip' or 'flip_shift', got {self.tta!r}.")
-        _check(self.bn_bias_lr is None or (_finite(self.bn_bias_lr) and self.bn_bias_lr > 0), f"`bn_bias_lr` must be > 0 or None, got {self.bn_bias_lr}.")
-        _check(self.bn_momentum is None or (_finite(self.bn_momentum) and 0 < self.bn_momentum <= 1), f"`bn_momentum` must be in (0, 1] or None, got {self.bn_momentum}.")
-        _check(self.lookahead is None or (_finite(self.lookahead) and 0 < self.lookahead < 1), f"`lookahead` must be in (0, 1) or None, got {self.lookahead}.")
-        _check(self.whiten_bias is None or (_finite(self.whiten_bias) and 0 <= self.whiten_bias <= 1), f"`whiten_bias` must be in [0, 1] or None, got {self.whiten_bias}.")
 
     def loss_func(self):
         "The recipe's loss"
@@ -128,38 +42,38 @@ class Recipe:
             nn.CrossEntropyLoss()
 
 _RECIPES = {r.name: r for r in [
-    Recipe('default', 'dyn_tiny', 'dynblocks', lib='fastai', opt='adam', wd_mode='decoupled', lr=3e-3, wd=0.01,
+    Recipe('default', 'dyn_tiny', source='dynblocks', lib='fastai', opt='adam', wd_mode='decoupled', lr=3e-3, wd=0.01,
            schedule='one_cycle', epochs=5, bs=128, ls=0.1, aug='crop_flip', budget=60,
            notes="What every run without a recipe uses (`dyn_learner`, `dynblocks train`, `dyn_tune`): sized for a CPU "
                  "(dyn_tiny), fastai's Adam with decoupled weight decay 0.01, fastai's one-cycle to 3e-3, label smoothing 0.1, "
                  "and one minute: `dynblocks train` and `fit_recipe()` train for 60 seconds (as many passes as fit); "
                  "an explicit number of epochs (`--epochs`, `fit_recipe(epochs=)`) trains that many instead."),
-    Recipe('seed000', 'dyn_res4', '000', lib='torch', opt='nesterov', lr=0.15, mom=0.95, wd=1e-3, schedule='one_cycle',
+    Recipe('seed000', 'dyn_res4', source='000', lib='torch', opt='nesterov', lr=0.15, mom=0.95, wd=1e-3, schedule='one_cycle',
            epochs=100, bs=512, ls=0.3, clip=0.5, aug='seed000', precision='fp16', report_acc=92.15,
            notes="PyTorch's OneCycleLR with its defaults (the report names no other setting). Unstated, our choice: "
                  "clipping is by norm (clip_grad_norm_), colour jitter 0.2 for brightness, contrast and saturation, "
                  "CIFAR-10 normalisation."),
-    Recipe('seed001', 'dyn_macro7', '001', lib='torch', opt='adam', wd_mode='decoupled', lr=1e-3, wd=0.02, schedule='flat',
+    Recipe('seed001', 'dyn_macro7', source='001', lib='torch', opt='adam', wd_mode='decoupled', lr=1e-3, wd=0.02, schedule='flat',
            epochs=62, bs=128, ls=0., aug='crop_flip', report_acc=91.7,
            notes="No schedule is stated: constant lr. Unstated, our choice: batch 128; 62 epochs, where the reproduction "
                  "peaked; CIFAR-10 normalisation."),
-    Recipe('seed002', 'se_resnet', '002', lib='torch', opt='adam', lr=3.7168e-4, wd=5e-4, schedule='cos_anneal', t_max=200,
+    Recipe('seed002', 'se_resnet', source='002', lib='torch', opt='adam', lr=3.7168e-4, wd=5e-4, schedule='cos_anneal', t_max=200,
            epochs=20, bs=16, accum=4, ls=0., aug='crop_flip', report_acc=84.1,
            notes="Where the report contradicts itself we read: Adam (the optimiser its search chose, with the lr it reports; "
                  "not 'trained using SGD'), momentum 0.9 as Adam's beta1 (PyTorch's default), the cosine scheduler with "
                  "T_max 200 stepped per epoch (so in 20 epochs the lr barely falls), four stages (four channel "
                  "entries); '50 cycles' and 'decay by 0.1' match no scheduler it names and are not applied. Unstated, "
                  "our choice: 4 accumulation steps (effective batch 64), crop+flip, CIFAR-10 normalisation."),
-    Recipe('seed003', 'dyn_deep11', '003', lib='torch', opt='adam', lr=1e-3, wd=1e-5, schedule='cos_anneal', t_max=100,
+    Recipe('seed003', 'dyn_deep11', source='003', lib='torch', opt='adam', lr=1e-3, wd=1e-5, schedule='cos_anneal', t_max=100,
            eta_min=1e-6, epochs=40, bs=64, accum=5, ls=0.2, kl=0.1, aug='seed003', stats='half', report_acc=91.42,
            notes="CosineAnnealingLR stepped per epoch (40 of its T_max 100). Widths and K: see the model."),
-    Recipe('seed004', 'dyn_pool4', '004', lib='torch', opt='adam', lr=1e-3, wd=1e-4, schedule='cos_warmup', warmup=5,
+    Recipe('seed004', 'dyn_pool4', source='004', lib='torch', opt='adam', lr=1e-3, wd=1e-4, schedule='cos_warmup', warmup=5,
            epochs=50, bs=128, ls=0., aug='crop_flip', stats='half', report_acc=89.6,
            notes="get_cosine_schedule_with_warmup stepped per batch: 5 warm-up epochs from 0, then half a cosine to 0."),
-    Recipe('fast94', 'dyn_fast', 'airbench', lib='fastai', opt='nesterov', lr=0.4, mom=0.9, wd=5e-4, schedule='one_cycle',
+    Recipe('fast94', 'dyn_fast', source='airbench', lib='fastai', opt='nesterov', lr=0.4, mom=0.9, wd=5e-4, schedule='one_cycle',
            epochs=10, bs=1024, pct_start=0.25, ls=0.2, aug='airbench', precision='fp16', ema=0.99, tta='flip',
            notes='Untuned starting point for a GPU: tuning to 94 % belongs to the benchmarks (GPU runs pending).'),
-    Recipe('cpu10', 'dyn_cpu', 'dynblocks', lib='fastai', opt='nesterov', lr=0.2, mom=0.9, wd=5e-4, schedule='one_cycle',
+    Recipe('cpu10', 'dyn_cpu', source='dynblocks', lib='fastai', opt='nesterov', lr=0.2, mom=0.9, wd=5e-4, schedule='one_cycle',
            epochs=10, bs=256, pct_start=0.25, ls=0.2, aug='flip_shift', tta='flip_shift', budget=600,
            arch_kw={'n_branches': 1, 'norm': 'branch', 'act': 'branch'},
            notes="The 10-minute CPU speedrun (bench/speedrun.py): ten minutes from launch to exit, the passes over all "

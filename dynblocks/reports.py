@@ -16,7 +16,7 @@ from .augment import policy_params
 import math
 from .recipes import Recipe, recipe
 from .learner import _flops
-from .train import _TTA_PASSES
+from .tta import TTA_PASSES
 
 # %% auto #0
 __all__ = ['REPORTS', 'report_info', 'report_facts', 'recipe_flops', 'gpu_seconds']
@@ -170,7 +170,7 @@ def recipe_flops(r:str|Recipe,  # a recipe name or `Recipe`
     n = min(n_train, r.n_train or n_train)
     tb, vb = n//r.bs, math.ceil(n_valid/r.bs)  # fastai drops the last incomplete training batch, keeps the validation one
     train, valid = 3*f*tb*r.bs*r.epochs, f*n_valid*r.epochs
-    views = _TTA_PASSES.get(r.tta, 0)  # the recipe's test-time views, each a pass over the validation set at the end
+    views = TTA_PASSES.get(r.tta, 0)  # the recipe's test-time views, each a pass over the validation set at the end
     tta = views*f*n_valid
     return dict(recipe=r.name, arch=r.arch, fwd_flops=f, epochs=r.epochs, train_batches=tb*r.epochs,
                 valid_batches=vb*r.epochs + views*vb, train_flops=train, valid_flops=valid + tta, flops=train + valid + tta)

@@ -8,7 +8,7 @@ Docs: https://dynblocks.github.io/dynblocks/train.html.md"""
 from __future__ import annotations
 import json, math, os, platform, socket, statistics, sys, time, warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 import torch
 from fastcore.foundation import L
@@ -17,25 +17,25 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import DynblocksError, WriteError, choice, check_num as _num, check_limit, atomic_write, check_room
+from .core import DynblocksError, WriteError, check_limit, atomic_write, check_room
+from .options import OPTIONS, option_fields, check_options, recipe_only, replacing
 from .dynamize import dyn_layers
 from .models import count_flops, create_model
 from .cifar import find_cifar10, sample_path, load_cifar10
 from .data import cifar10_dls
 from .checkpoint import Checkpoint, resume_from, load_checkpoint
 from .attention import BranchWeights
-from .budget import TimeBudget
-from .recipes import Recipe, Precision, recipe as get_recipe
+from .budget import WRITE_RESERVE, run_budget, seconds_left
+from .tta import TTA_PASSES
+from .recipes import Recipe, recipe as get_recipe
 from .learner import dyn_learner, SlowOnCPUWarning
 from .export import save_model
 import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 
 # %% auto #0
-__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'RUN_FILES', 'RunConfig', 'resolve_data', 'run_bytes', 'train_run']
+__all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'run_bytes', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
-_FROM_RECIPE = ('arch', 'epochs', 'bs', 'lr', 'opt', 'wd', 'ls', 'anneal', 'budget')  # `RunConfig` fields that override the recipe's
-
 def _plain_kw(kw):
     "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
     def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
@@ -53,62 +53,26 @@ def _plain_kw(kw):
 
 def _recipe_kw(kw):
     "`kw` checked to be `Recipe` fields (not the ones `RunConfig` has a field for) as plain values"
-    from dataclasses import fields as _fields
     if not isinstance(kw, dict): raise DynblocksError(f"`recipe_kw` must map `Recipe` fields to values, got {kw!r}.")
-    names = {f.name for f in _fields(Recipe)} - {'name', 'arch', 'source', 'notes', 'report_acc'}
+    names = recipe_only()
     for k, v in kw.items():
-        if k in _FROM_RECIPE: raise DynblocksError(f"Give `{k}` as its own option, not inside `recipe_kw`.")
+        if k in OPTIONS and k not in names: raise DynblocksError(f"Give `{k}` as its own option, not inside `recipe_kw`.")
         if k not in names: raise DynblocksError(f"`recipe_kw` has no field {k!r}; the recipe's fields: {', '.join(sorted(names))}.")
-        if not (v is None or isinstance(v, (bool, str)) or (isinstance(v, (int, float)) and math.isfinite(v))):
-            raise DynblocksError(f"`recipe_kw.{k}` must be a number, string, boolean or null, got {v!r}.")
-    return dict(kw)
+    return {k: OPTIONS[k].check(v, f'recipe_kw.{k}') for k, v in kw.items()}
 
-@dataclass
+@option_fields('run')
 class RunConfig:
-    "One training run as plain data; `None` means the recipe's value"
-    data:str|None = None  # 'sample', 'cifar10', a folder, or None: CIFAR-10 if found, else the sample shipped with dynblocks
-    n_train:int|None = None  # stratified training subset (default: the recipe's cap if it has one, else all)
-    n_valid:int|None = None  # the first `n_valid` validation images
-    size:int|None = None  # resize the images to `size`×`size` (shorter side, then the centre; default: their own size)
-    valid:str|float = 'test'  # 'test' (the official test set) or a fraction of the training set held out (tuning)
-    recipe:str = 'default'  # a name from `list_recipes()`
-    arch:str|None = None  # a name from `list_models()`, or another library's model ('torchvision:resnet18', `external_model`)
-    width:float|None = None  # channel multiplier of the model
-    n_branches:int|None = None  # branches per dynamic block
-    arch_kw:dict|None = None  # other model options as plain values, e.g. `se_resnet`'s `{'widths': [16, 32, 64, 128], 'ks': 5}`
-    recipe_kw:dict|None = None  # other `Recipe` fields as plain values, e.g. `{'lookahead': 0.95, 'tta': 'flip_shift'}`
-    epochs:int|None = None  # epochs
-    bs:int|None = None  # batch size
-    lr:float|None = None  # peak learning rate
-    opt:str|None = None  # optimiser: 'sgd', 'nesterov' or 'adam'
-    wd:float|None = None  # weight decay
-    ls:float|None = None  # label smoothing
-    budget:float|None = None  # seconds from launch to exit, passes planned from the measured speed (0: none; default: the recipe's, unless `epochs` is given)
-    anneal:float|None = None  # anneal the dynamic layers' gate temperature from this value to 1 (`AnnealTemperature`; default: the recipe's)
-    mixup:float = 0.  # MixUp alpha (0: off)
-    cutmix:float = 0.  # CutMix alpha (0: off)
-    precision:str|None = None  # 'fp32', 'fp16' or 'bf16' (default: the recipe's where the device supports it)
-    seed:int = 0  # seed of the subset, order, augmentation and weights
-    out:str|None = None  # run folder for checkpoints and artifacts (None: none written)
-    lr_find:bool = False  # run `lr_find` first and save its curve
-
+    "One training run as plain data; `None` means the recipe's value (its fields: the options with a run default, `OPTIONS`)"
     def __post_init__(self):
-        for k in ('n_train', 'n_valid'):
-            if getattr(self, k) is not None: _num(getattr(self, k), k, 1, whole=True)
-        if self.size is not None: _num(self.size, 'size', 8, 512, whole=True)
-        check_limit('width', self.width); check_limit('n_branches', self.n_branches)  # one table of ranges (`LIMITS`)
+        check_options(self, 'run')  # each option's type and range, from its one declaration
         if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
         if self.recipe_kw is not None: self.recipe_kw = _recipe_kw(self.recipe_kw)
-        _num(self.mixup, 'mixup', 0); _num(self.cutmix, 'cutmix', 0); _num(self.seed, 'seed', 0, whole=True)
-        if self.budget is not None: _num(self.budget, 'budget', 0)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")
-        if self.valid != 'test': _num(self.valid, 'valid', 0, 1)
-        if self.precision is not None: self.precision = choice(Precision, self.precision, 'precision').value
         self.resolved()  # the recipe and its overrides are checked now, not after the data is loaded
 
     def resolved(self) -> Recipe:
         "The recipe with this run's overrides, checked"
-        kw = {**(self.recipe_kw or {}), **{k: getattr(self, k) for k in _FROM_RECIPE if getattr(self, k) is not None}}
+        kw = {**(self.recipe_kw or {}), **{k: getattr(self, k) for k in replacing() if getattr(self, k) is not None}}
         if kw.get('budget') == 0 or (self.epochs is not None and self.budget is None): kw['budget'] = None  # epochs, not seconds
         return get_recipe(self.recipe, **kw)
 
@@ -167,11 +131,6 @@ def _versions():
     import fastai, dynblocks
     return dict(dynblocks=dynblocks.__version__, torch=torch.__version__, fastai=fastai.__version__,
                 python=platform.python_version())
-
-_TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation
-
-WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
-PLAN_MARGIN = 0.015  # share of a budget's training seconds kept free for the plan's error
 
 def _write_artifacts(learn, out, names, vals, summary):
     "The run's files in `out`, each written whole (`atomic_write`)"
@@ -259,7 +218,7 @@ def _resume_check(cfg:RunConfig, out:Path) -> dict:
     "The checkpoint in `out`, after checking it was written by a run with `cfg`'s options"
     ck = load_checkpoint(out/'checkpoint.pth')
     saved = ck.get('config') or {}
-    diff = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k in saved and k not in ('out', 'lr_find') and saved[k] != v}
+    diff = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k in saved and OPTIONS[k].resume and saved[k] != v}
     if diff: raise DynblocksError("The run in {} was started with {}: a run continues with the options it started with "
         "(`--resume` alone reads them from its checkpoint); for other ones, start a new run in another --out.".format(
         out, ', '.join(f'{k}={a!r} (not {b!r})' for k, (a, b) in diff.items())))
@@ -270,55 +229,11 @@ def _complete(ck:dict, out:Path) -> bool:
     done = ck['cbs'].get('time_budget', {}).get('finished') or (ck['epoch'] + 1 >= ck['n_epoch'] and 'time_budget' not in ck['cbs'])
     return bool(done) and all((out/f).exists() for f in ('model.json', 'model.safetensors', 'summary.json'))
 
-def _reference(name:str) -> dict|None:
-    "What dynblocks' own reference run of recipe `name` reached, from `reference.json` (written by `tools/make_reference.py` from `bench/results/`)"
-    from importlib.resources import files
-    fn = files('dynblocks')/'reference.json'
-    return json.loads(fn.read_text()).get(name) if fn.is_file() else None
-
-class _PlanNote(Callback):
-    "Say once, when `TimeBudget` first plans, the measured speed and the passes planned, beside the recipe's reference run"
-    order = TimeBudget.order + 1  # right after `TimeBudget`, which makes the plan in `after_batch`
-    def __init__(self, tb, say, ref=None): self.tb, self.say, self.ref, self.said = tb, say, ref, False
-    def after_batch(self):
-        if self.said or not self.training or self.tb.planned is None: return
-        self.said = True
-        n, bs = self.dls.train.n, self.dls.train.bs
-        ips, passes = bs/statistics.median(self.tb.times), self.tb.planned/max(1, self.tb.n_iter)
-        msg = f"plan: {passes:.1f} passes over {n:,} images at {ips:.0f} images/s (measured on this machine)"
-        if self.ref:
-            k = min(max(round(passes), 1), len(self.ref['curve']))
-            msg += (f"; the reference run ({self.ref['images_per_s']:.0f} images/s, {self.ref['date']}) planned "
-                    f"{self.ref['passes']:.1f} and reached {self.ref['acc']*100:.1f} % ({self.ref['tta']}); after "
-                    f"{k} of its passes it read {self.ref['curve'][k-1]*100:.1f} %")
-        self.say(msg)
-
-def _budget(learn, cfg, t0, say):
-    "The run's `TimeBudget` for the recipe's seconds from `t0`, or `None`; a budget already spent: an error if it was asked for, else one pass"
-    r = learn.recipe
-    if not r.budget: return None
-    spent = time.time() - t0
-    left = r.budget - spent - WRITE_RESERVE
-    if left <= 0:
-        if cfg.budget is not None or 'budget' in (cfg.recipe_kw or {}):
-            raise DynblocksError(f"The time budget of {r.budget:g} s is used up before training starts ({spent:.0f} s so far, "
-                                 f"{WRITE_RESERVE:g} s kept for writing the run folder): give a larger --budget.")
-        say(f"the {r.name} recipe's {r.budget:g} s budget was used up before training started ({spent:.0f} s since dynblocks "
-            "started): training one pass instead (--budget or --epochs chooses)")
-        learn.recipe = replace(r, budget=None, epochs=1)
-        return None
-    # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
-    # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
-    tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=_TTA_PASSES.get(r.tta, 0))
-    learn.add_cbs([tb, _PlanNote(tb, say, _reference(r.name))])  # on the learner while it fits: a checkpoint saves its state
-    say(f"time budget: {r.budget:.0f} s from dynblocks' start, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
-    return tb
-
 def _tta(learn, dls, tb, t0, say):
     "(accuracy with the recipe's test-time augmentation or `None`, why it was skipped or `None`), timed with the run"
     r = learn.recipe
     if not r.tta or num_distrib() > 1 or not len(dls.valid_ds): return None, None
-    if tb is not None and r.budget - (time.time() - t0) - WRITE_RESERVE < _TTA_PASSES[r.tta]*(tb.valid_s or 0):
+    if tb is not None and seconds_left(r.budget, t0) < TTA_PASSES[r.tta]*(tb.valid_s or 0):
         note = 'skipped: the time budget had no room left for it'
         say(f"{r.tta} TTA {note}")
         return None, note
@@ -376,7 +291,7 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     if not dyn_layers(learn.model): learn.remove_cbs(learn.branch_weights)
     _quiet(learn, main, log, bars, say)
     if cfg.lr_find and not resume: _lr_find(learn, main, out, say)
-    tb = _budget(learn, cfg, t0, say)
+    tb = run_budget(learn, t0, say, asked=cfg.budget is not None or 'budget' in (cfg.recipe_kw or {}))
     r = learn.recipe  # one pass instead of a budget already spent
     start = resume_from(learn) if resume else 0
     if start: say(f"resuming from the checkpoint after epoch {start}" + ('' if tb else f" of {r.epochs}"))
@@ -387,7 +302,7 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
             learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
     wall = time.time() - t_fit
-    if tb is not None: learn.remove_cbs([tb] + [c for c in learn.cbs if isinstance(c, _PlanNote)])  # `get_preds` (TTA) sends fit events too
+    if tb is not None: learn.remove_cbs(tb.planning)  # `get_preds` (TTA) sends fit events too
     names = list(learn.recorder.metric_names[1:-1])
     vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
     learn.recorder.values = vals  # the whole run's history, also when resumed

@@ -12,7 +12,10 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = []
+__all__ = ['TTA_PASSES']
+
+# %% ../nbs/06b_tta.ipynb #4c607766
+TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation (a recipe's `tta`)
 
 # %% ../nbs/06b_tta.ipynb #f4503dd1
 @patch

@@ -170,7 +170,7 @@ def test_no_script_hides_a_package(monkeypatch):
 def test_load_meter_leaves_out_this_process():
     "A measurement made inside the benchmark's own process (as bench/speedrun.py's throughput part): its CPU is not another's"
     import time
-    from dynblocks.compare import LoadMeter, cpu_busy
+    from dynblocks.measure import LoadMeter, cpu_busy
     b0, t0 = cpu_busy(), time.time()
     with LoadMeter(0.02) as lm:
         own0 = time.process_time()

@@ -21,9 +21,9 @@ def test_models_and_recipes(cli):
 ERRORS = [
     (['train', '--arch', 'dyn_res5'], "Unknown model 'dyn_res5'; valid: dyn_cpu"),  # checked where it is used: the parser loads no registry
     (['train', '--recipe', 'seed9'], "Unknown recipe 'seed9'; valid: default"),
-    (['train', '--opt', 'adamw'], "Unknown optimiser 'adamw'; valid: sgd, nesterov, adam. Did you mean 'adam'?"),
-    (['train', '--precision', 'fp8'], "Unknown precision 'fp8'; valid: fp32, fp16, bf16."),
-    (['train', '--epochs', '0'], 'must be >= 1'),
+    (['train', '--opt', 'adamw'], "Unknown `opt` 'adamw'; valid: sgd, nesterov, adam. Did you mean 'adam'?"),
+    (['train', '--precision', 'fp8'], "Unknown `precision` 'fp8'; valid: fp32, fp16, bf16."),
+    (['train', '--epochs', '0'], '`epochs` must be a finite whole number >= 1, got 0.'),
     (['train', '--lr', 'fast'], "'fast' is not a number"),
     (['train', '--data', '/no/such/folder'], 'does not exist'),
     (['train', '--resume'], '--resume needs --out'),

@@ -73,7 +73,7 @@ def test_two_workers_share_one_comparison(tmp_path):
 def test_interval_is_paired_over_images():
     "Two runs that differ on 50 of 5,000 images: the paired interval is that narrow; resampling the arms' images apart would be ~5× wider"
     import numpy as np
-    from dynblocks.compare import paired_interval, verdict
+    from dynblocks.measure import paired_interval, verdict
     rng = np.random.default_rng(0)
     A = rng.random((1, 5000)) < 0.8
     B = A.copy(); B[0, :50] = ~B[0, :50]
@@ -85,7 +85,8 @@ def test_interval_is_paired_over_images():
 def test_only_takes_the_kinds_of_run_a_comparison_has():
     "`dynblocks compare --only` offers exactly the kinds of run `dynblocks.compare` knows, and a worker refuses any other"
     from dynblocks.cli import make_parser
-    from dynblocks.compare import _KINDS, run_worker, CompareConfig, Arm
+    from dynblocks.arms import _KINDS, CompareConfig, Arm
+    from dynblocks.compare import run_worker
     from dynblocks.core import DynblocksError
     co = make_parser()._subparsers._group_actions[0].choices['compare']
     assert tuple(next(a for a in co._actions if a.dest == 'only').choices) == _KINDS

@@ -19,7 +19,8 @@ DOCS = ROOT/'_docs'
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 API = {'block.html': ['DynBlock'], 'models.html': ['create_model'], 'data.html': ['cifar10_dls'], 'train.html': ['train_run'],
        'learner.html': ['dyn_learner'], 'callbacks.html': ['StopOnNanLoss'], 'attention.html': ['BranchWeights'],
-       'budget.html': ['TimeBudget'], 'checkpoint.html': ['Checkpoint'], 'averaging.html': ['EMA'], 'tta.html': ['Learner.flip_tta']}
+       'budget.html': ['TimeBudget'], 'checkpoint.html': ['Checkpoint'], 'averaging.html': ['EMA'], 'tta.html': ['Learner.flip_tta'],
+       'options.html': ['Option', 'option_fields']}
 ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
         '--disable-sync', '--no-first-run', '--disable-quic']
 
