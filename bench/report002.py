@@ -22,13 +22,13 @@ OUT, TUNE = RESULTS/'seed002-cpu.json', RESULTS/'seed002-tune-cpu.json'
 
 
 def _accuracy(model, x, y, bs=500):
+    "Right or wrong per image of a saved model on uint8 images `x`: the library's preprocessing, no TTA (as the report)"
     import torch
-    mean, std = (torch.tensor(v).reshape(1, -1, 1, 1) for v in model.meta['normalize'])
+    from dynblocks.infer import to_input
     right = []
     with torch.inference_mode():
         for i in range(0, len(x), bs):
-            xb = (torch.from_numpy(x[i:i+bs]).permute(0, 3, 1, 2).float()/255 - mean)/std
-            right.append(model(xb).argmax(1) == torch.from_numpy(y[i:i+bs]))
+            right.append(model(torch.from_numpy(to_input(x[i:i+bs], model.meta))).argmax(1) == torch.from_numpy(y[i:i+bs]))
     return torch.cat(right).numpy()
 
 

@@ -92,19 +92,30 @@ def _stats(v):
 
 
 @__import__('torch').no_grad()
-def accuracy_on(model, x, y, stats, bs=500, tta=True, shift=False) -> float:
-    "Accuracy of `model` on uint8 images `x` (N, H, W, 3) and labels `y`, normalised with `stats`, with flip TTA (`shift`: the library's 6-view multi-crop weights)"
+def accuracy_on(model, x, y, tta='flip', bs=500) -> float:
+    "Accuracy of a saved model (`load_model`) on uint8 images `x` (N, H, W, 3) and labels `y`: the library's preprocessing and test-time views"
     import torch
-    from dynblocks.tta import _shift  # the same one-pixel views as `Learner.flip_shift_tta`
-    mean, std = (torch.tensor(v).reshape(1, 3, 1, 1) for v in stats)
-    def flip(xb): return (model(xb).softmax(1) + model(xb.flip(3)).softmax(1))/2 if tta else model(xb).softmax(1)
+    from dynblocks.infer import to_input
+    from dynblocks.tta import tta_probs
     model.eval(); hits = 0
     for i in range(0, len(x), bs):
-        xb = (torch.from_numpy(x[i:i+bs]).permute(0, 3, 1, 2).float()/255 - mean)/std
-        p = flip(xb)
-        if shift: p = (p + sum(flip(_shift(xb, d, d)) for d in (-1, 1))/2)/2
+        p = tta_probs(model, torch.from_numpy(to_input(x[i:i+bs], model.meta)), tta)
         hits += int((p.argmax(1) == torch.from_numpy(y[i:i+bs]).long()).sum())
     return hits/len(x)
+
+
+def _timed_cli(a, cmd, what):
+    "`dynblocks CMD` in a new process on an idle machine (unless `a.loaded_ok`), holding the bench lock: (its result, the load around it, its launch time, seconds from launch to exit)"
+    if not a.loaded_ok: wait_for_idle(a.max_other)
+    if not a.loaded_ok: LOCK.write_text(what)  # helpers and tests wait while it exists
+    try:
+        t0 = time.time()  # after the wait: the run's own seconds
+        with LoadMeter(a.max_other) as lm:
+            r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
+        wall = time.time() - t0
+    finally:
+        if not a.loaded_ok: LOCK.unlink(missing_ok=True)
+    return r, lm.record, t0, wall
 
 
 def _time_to(epoch_end, accs, offset):
@@ -120,16 +131,7 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
         with tempfile.TemporaryDirectory() as d:
             cmd = ['train', '--recipe', a.recipe, '--n-valid', '1000', '--data', str(path), '--seed', str(seed),
                    '--out', f'{d}/run', '--quiet'] + extra
-            if not a.loaded_ok: wait_for_idle(a.max_other)
-            if not a.loaded_ok: LOCK.write_text(f'speedrun seed {seed}')  # helpers and tests wait while it exists
-            try:
-                t0 = time.time()
-                with LoadMeter(a.max_other) as lm:
-                    r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
-                load = lm.record
-            finally:
-                if not a.loaded_ok: LOCK.unlink(missing_ok=True)
-            wall = time.time() - t0
+            r, load, t0, wall = _timed_cli(a, cmd, f'speedrun seed {seed}')
             if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
             s = json.loads(Path(f'{d}/run/summary.json').read_text())
             hist = [l.split(',') for l in Path(f'{d}/run/history.csv').read_text().splitlines()]
@@ -138,8 +140,8 @@ def _speedrun_rows(a, path, xte, yte, extra, arm=None, done=()):
             offset = s['started_unix'] - t0  # interpreter start and imports, before `train_run` began
             m = load_model(f'{d}/run')
             n_jpeg = min(a.n_jpeg, len(xte) - 1000)
-            jpeg = accuracy_on(m, xte[1000:1000+n_jpeg], yte[1000:1000+n_jpeg], m.meta['normalize']) if n_jpeg > 0 else None
-            flip, multicrop = (accuracy_on(m, xte[:1000], yte[:1000], m.meta['normalize'], shift=v) for v in (False, True))  # paired: the same net, 2 and 6 views
+            jpeg = accuracy_on(m, xte[1000:1000+n_jpeg], yte[1000:1000+n_jpeg]) if n_jpeg > 0 else None
+            flip, multicrop = (accuracy_on(m, xte[:1000], yte[:1000], tta) for tta in ('flip', 'flip_shift'))  # paired: the same net, 2 and 6 views
         shown = ['train', '--recipe', a.recipe, '--n-valid', '1000', '--data', '<data>', '--seed', str(seed)] + extra
         yield dict(arm=arm, seed=seed, command='dynblocks ' + ' '.join(shown), started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t0)),
                    wall_s=round(wall, 1), within_budget=wall <= a.budget, acc_exact1k=s['final_accuracy'],
@@ -245,19 +247,11 @@ def mainjob(a, argv):
     for seed in a.seeds:
         with tempfile.TemporaryDirectory() as d:
             cmd = ['train', '--data', 'sample', '--seed', str(seed), '--out', f'{d}/run', '--quiet'] + a.extra
-            if not a.loaded_ok: wait_for_idle(a.max_other)
-            if not a.loaded_ok: LOCK.write_text(f'mainjob seed {seed}')
-            try:
-                t0 = time.time()
-                with LoadMeter(a.max_other) as lm:
-                    r = subprocess.run([sys.executable, '-c', 'from dynblocks.cli import main; main()', *cmd], capture_output=True, text=True)
-                load = lm.record
-            finally:
-                if not a.loaded_ok: LOCK.unlink(missing_ok=True)
+            r, load, t0, wall = _timed_cli(a, cmd, f'mainjob seed {seed}')
             if r.returncode: sys.exit(f"dynblocks {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
             s = json.loads(Path(f'{d}/run/summary.json').read_text())
         row = dict(seed=seed, command='dynblocks ' + ' '.join(['train', '--data', 'sample', '--seed', str(seed)] + a.extra),
-                   wall_s=round(time.time() - t0, 1), acc=s['final_accuracy'], epochs=s['epochs'], train_s=s['wall_s'], **load)
+                   wall_s=round(wall, 1), acc=s['final_accuracy'], epochs=s['epochs'], train_s=s['wall_s'], **load)
         res['runs'].append(row); _save(out, res); print(json.dumps(row), flush=True)
     clean = [r for r in res['runs'] if not r['loaded']]
     res['summary'] = dict(acc=_stats([r['acc'] for r in clean]), wall_s=_stats([r['wall_s'] for r in clean]),

@@ -14,7 +14,7 @@ from .core import DynblocksError, MissingFileError, LIMITS, check_num, check_lim
 from .cifar import read_image
 
 # %% auto #0
-__all__ = ['ONNX_FORMAT', 'OnnxModel', 'load_onnx', 'fit_image', 'predict_files']
+__all__ = ['ONNX_FORMAT', 'OnnxModel', 'load_onnx', 'fit_image', 'to_input', 'predict_files']
 
 # %% ../nbs/03a_infer.ipynb #41e7a8aa
 def _check_io(meta:dict):
@@ -129,6 +129,16 @@ def _softmax(z:np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(1, keepdims=True))
     return e/e.sum(1, keepdims=True)
 
+def to_input(x:np.ndarray,  # uint8 images (N, H, W, C), as `load_cifar10` and `fit_image` give them
+             meta:dict,  # the model's `meta` (from `load_model` or `load_onnx`): its `normalize`
+            ) -> np.ndarray:
+    "The float32 batch (N, C, H, W) the model takes: scaled to [0, 1] and normalised as its training data"
+    x = np.asarray(x).transpose(0, 3, 1, 2).astype(np.float32)/np.float32(255)
+    if meta['normalize']:
+        mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in meta['normalize'])
+        x = (x - mean)/std
+    return np.ascontiguousarray(x)
+
 def predict_files(model,  # a PyTorch model from `load_model`, or an `OnnxModel` from `load_onnx` (both carry `model.meta`)
                   files:list,  # image files
                   bs:int=64,  # images per forward pass
@@ -142,11 +152,7 @@ def predict_files(model,  # a PyTorch model from `load_model`, or an `OnnxModel`
     for i in range(0, len(files), bs):
         chunk = files[i:i+bs]
         imgs, froms = zip(*[fit_image(f, size) for f in chunk])
-        x = np.stack(imgs).transpose(0, 3, 1, 2).astype(np.float32)/np.float32(255)  # (B, 3, size, size)
-        if meta['normalize']:
-            mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in meta['normalize'])
-            x = (x - mean)/std
-        p = _softmax(_logits(model, np.ascontiguousarray(x)).astype(np.float32))
+        p = _softmax(_logits(model, to_input(np.stack(imgs), meta)).astype(np.float32))
         idx = p.argmax(1)
         res += [dict(file=str(f), **{'class': vocab[j] if j < len(vocab) else str(j)}, prob=float(p[k, j]), resized_from=r)
                 for k, (f, j, r) in enumerate(zip(chunk, idx.tolist(), froms))]

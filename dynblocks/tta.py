@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
+from .core import DynblocksError
 
 # %% auto #0
-__all__ = ['TTA_PASSES']
+__all__ = ['TTA_PASSES', 'tta_probs']
 
 # %% ../nbs/06b_tta.ipynb #4c607766
 TTA_PASSES = {'flip': 2, 'flip_shift': 6}  # forward passes over the validation set of each test-time augmentation (a recipe's `tta`)
@@ -54,3 +55,19 @@ def flip_shift_tta(self:Learner,
         q2, _ = self.get_preds(dl=dl, cbs=[_View(lambda x, d=dy: _shift(x, d, d).flip(3))])
         p = p + (q1 + q2)/2 * 0.5
     return p/2, y
+
+
+def tta_probs(model,  # a PyTorch model, e.g. from `load_model`
+              xb,  # a batch of model inputs (N, C, H, W), e.g. `torch.from_numpy(to_input(x, model.meta))`
+              tta:str|None=None,  # None (the images), 'flip' or 'flip_shift': a recipe's `tta`
+             ):
+    "Class probabilities of `model` for `xb` averaged over the views of `tta`, weighted as `Learner.flip_tta` and `Learner.flip_shift_tta` weigh them"
+    if tta is not None and tta not in TTA_PASSES: raise DynblocksError(f"`tta` must be None, {' or '.join(map(repr, TTA_PASSES))}, got {tta!r}.")
+    def f(v): return model(v).softmax(1)
+    if tta is None: return f(xb)
+    p = (f(xb) + f(xb.flip(3)))/2
+    if tta == 'flip': return p
+    for d in (-1, 1):
+        s = _shift(xb, d, d)
+        p = p + (f(s) + f(s.flip(3)))/2 * 0.5
+    return p/2
