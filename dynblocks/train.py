@@ -259,18 +259,8 @@ def _lr_find(learn, main, out, say):
     plt.close('all')
     say(f"lr_find: valley {sug.valley:.2e}")
 
-def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
-    t_start = time.time()  # time-to-accuracy counts everything from here: data, model, training, TTA
-    t0 = t_start if t0 is None else t0  # a time budget counts from here
-    main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
-    say = _print if (main and log) else (lambda *a: None)
-    if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    r = cfg.resolved()
-    out = Path(cfg.out).absolute() if cfg.out else None
-    if resume and out is None: raise DynblocksError("Resuming needs the run folder: pass --out (`RunConfig.out`).")
-    if resume and _complete(_resume_check(cfg, out), out):
-        say(f"the run in {out} is complete: nothing to do, its files are as they were")
-        return None
+def _dls(cfg:RunConfig, r, data, say):
+    "(the data's path or arrays, its description, the `DataLoaders` of the run)"
     if data is None: path, desc = resolve_data(cfg.data)
     else: path, desc = data, 'CIFAR-10 arrays'
     procs = f" in {num_distrib()} processes (batch size {r.bs} each)" if num_distrib() > 1 else ''
@@ -278,10 +268,13 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
     arrays = path if isinstance(path, dict) else load_cifar10(path, download=cfg.data == 'cifar10', size=cfg.size)
     n_train = cfg.n_train
     if n_train is None and r.n_train is not None and r.n_train < len(arrays['train'][1]): n_train = r.n_train  # the recipe's subset
-    dls = cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
-                      seed=cfg.seed, download=cfg.data == 'cifar10')
+    return path, desc, cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
+                                   seed=cfg.seed, download=cfg.data == 'cifar10')
+
+def _learner(cfg:RunConfig, r, dls, cbs, out, say):
+    "`dyn_learner` with the run's recipe, model options and callbacks; its CPU time estimate said as one line, not a warning"
     extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
-    with warnings.catch_warnings(record=True) as caught:  # the CPU time estimate is a line of the output, not a warning
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always', SlowOnCPUWarning)
         learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
                             path=out or Path('.'), model_dir='.')
@@ -289,41 +282,71 @@ def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
         if issubclass(w.category, SlowOnCPUWarning): say(f"estimate: {str(w.message).split('; ')[0]}")
         else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not dyn_layers(learn.model): learn.remove_cbs(learn.branch_weights)
+    return learn
+
+def _fit(learn, cfg:RunConfig, tb, start:int, out, t_start:float) -> tuple:
+    "Fit what is left of the recipe (nothing for a finished run whose files were lost); (seconds, end of each epoch since `t_start`)"
+    r, clock = learn.recipe, _EpochClock(t_start)
+    fit_cbs = [clock] + ([Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else [])
+    t_fit = time.time()
+    if (start < r.epochs) if tb is None else not getattr(tb, 'finished', False):
+        with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
+            learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
+    if tb is not None: learn.remove_cbs(tb.planning)  # `get_preds` (TTA) sends fit events too
+    return time.time() - t_fit, clock.times
+
+def _history(learn, start:int) -> tuple:
+    "(metric names, the whole run's values per epoch, also when resumed), kept in the recorder for the plot"
+    names = list(learn.recorder.metric_names[1:-1])
+    vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
+    learn.recorder.values = vals
+    return names, vals
+
+def _summary(learn, cfg:RunConfig, dls, data_desc:str, acc:list, tta, tta_note, tb, start:int, wall:float, ends:list,
+             t_start:float, t0:float, main:bool) -> dict:
+    "The run as plain data (`summary.json`): what ran, how far, how fast, how well"
+    r = learn.recipe
+    epochs = round(tb.epochs, 3) if tb is not None else r.epochs
+    return dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=data_desc,
+        epochs=epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
+        params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
+        n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
+        run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
+        epoch_end_s=[None]*start + ends, images_per_s=round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1),
+        device=str(dls.device), versions=_versions(), attention=_attention(learn), tta=tta_note or (None if tta is None else r.tta),
+        budget=None if tb is None else dict(seconds=r.budget, training_seconds=round(tb.seconds, 1), batches=tb.done,
+                                            planned=tb.planned, replans=tb.replans, launched_unix=round(t0, 3)))
+
+def _train_run(cfg, data, cbs, resume, log, bars, t0=None):
+    t_start = time.time()  # time-to-accuracy counts everything from here: data, model, training, TTA
+    t0 = t_start if t0 is None else t0  # a time budget counts from here
+    main = rank_distrib() == 0  # under `accelerate launch`/`torchrun`: only rank 0 prints and writes
+    say = _print if (main and log) else (lambda *a: None)
+    if num_distrib() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    out = Path(cfg.out).absolute() if cfg.out else None
+    if resume and out is None: raise DynblocksError("Resuming needs the run folder: pass --out (`RunConfig.out`).")
+    if resume and _complete(_resume_check(cfg, out), out):
+        say(f"the run in {out} is complete: nothing to do, its files are as they were")
+        return None
+    path, desc, dls = _dls(cfg, cfg.resolved(), data, say)
+    learn = _learner(cfg, cfg.resolved(), dls, cbs, out, say)
     _quiet(learn, main, log, bars, say)
     if cfg.lr_find and not resume: _lr_find(learn, main, out, say)
     tb = run_budget(learn, t0, say, asked=cfg.budget is not None or 'budget' in (cfg.recipe_kw or {}))
     r = learn.recipe  # one pass instead of a budget already spent
     start = resume_from(learn) if resume else 0
     if start: say(f"resuming from the checkpoint after epoch {start}" + ('' if tb else f" of {r.epochs}"))
-    clock = _EpochClock(t_start)
-    fit_cbs = [clock] + ([Checkpoint(start_epoch=start, config=cfg.to_dict())] if out is not None else [])
-    t_fit = time.time()
-    if (start < r.epochs) if tb is None else not getattr(tb, 'finished', False):  # a finished run whose artifacts were lost only writes them again
-        with learn.dyn_distrib_ctx():  # fastai's `distrib_ctx` when launched in several processes, else nothing
-            learn.fit_recipe(cbs=fit_cbs, start_epoch=start)
-    wall = time.time() - t_fit
-    if tb is not None: learn.remove_cbs(tb.planning)  # `get_preds` (TTA) sends fit events too
-    names = list(learn.recorder.metric_names[1:-1])
-    vals = getattr(learn, 'resumed_values', [])[:start] + [list(map(float, v)) for v in learn.recorder.values[start:]]
-    learn.recorder.values = vals  # the whole run's history, also when resumed
+    wall, ends = _fit(learn, cfg, tb, start, out, t_start)
+    names, vals = _history(learn, start)
     acc = [v[names.index('valid_accuracy')] for v in vals] or [float('nan')]
     tta, tta_note = _tta(learn, dls, tb, t0, say)
-    epochs = round(tb.epochs, 3) if tb is not None else r.epochs
-    ips = round(len(dls.train_ds)*(epochs-start)/max(wall, 1e-9), 1)
-    learn.run_summary = dict(config=cfg.to_dict(), recipe=r.name, arch=r.arch, data=str(path) if data is None else desc,
-        epochs=epochs, bs=r.bs, processes=max(1, num_distrib()), resumed_from=start,
-        params=sum(p.numel() for p in learn.model.parameters()), flops=count_flops(learn.model) if main else None,
-        n_train=len(dls.train_ds), final_accuracy=float(acc[-1]), best_accuracy=float(max(acc)), tta_accuracy=tta, wall_s=round(wall, 1),
-        run_s=round(time.time() - t_start, 1), started_unix=round(t_start, 3),
-        epoch_end_s=[None]*start + clock.times, images_per_s=ips, device=str(dls.device), versions=_versions(),
-        attention=_attention(learn), tta=tta_note or (None if tta is None else r.tta),
-        budget=None if tb is None else dict(seconds=r.budget, training_seconds=round(tb.seconds, 1), batches=tb.done,
-                                            planned=tb.planned, replans=tb.replans, launched_unix=round(t0, 3)))
+    s = learn.run_summary = _summary(learn, cfg, dls, str(path) if data is None else desc, acc, tta, tta_note, tb, start, wall, ends,
+                                     t_start, t0, main)
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _EpochLines)])
     learn.logger = print  # a picklable logger for the export
-    where = f"{epochs:g} epochs, {wall:.0f} s ({ips:.0f} images/s)"
+    where = f"{s['epochs']:g} epochs, {wall:.0f} s ({s['images_per_s']:.0f} images/s)"
     if main and out is not None:
-        _write_artifacts(learn, out, names, vals, learn.run_summary)
+        _write_artifacts(learn, out, names, vals, s)
         if data is None and Path(path) == sample_path():  # the first run of a new user: say where the real one is
             say("(this was the 1,000-image sample shipped with dynblocks: on the full CIFAR-10, `dynblocks train --recipe cpu10 "
                 "--data DIR` is the 10-minute CPU speedrun; DYNBLOCKS_DATA=DIR points every run at it)")
