@@ -11,7 +11,8 @@ __all__ = []
 from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_out, mask_url, check_num, check_limit, LIMITS,
                             launched, atomic_write, check_room)
 from .options import Option, OPTIONS, options_table, Opt, WdMode, Lib, Schedule, Precision, Policy, Stats
-from .block import DynBlock, KernelBank, Impl, Start, Pos, check_impls, set_impl, impl_sweep
+from .bank import KernelBank, Start
+from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
                               register_model, list_models, create_model, count_flops, model_info, PatchWhiten, Whiten,
                               external_model, check_model, library_models, LIBRARIES)

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import DynblocksError, choice, conv_out
+from .bank import Start, Route, GateFn, MLPRouter, make_router, router_out, Gate, KernelBank
 
 # %% auto #0
-__all__ = ['Impl', 'Start', 'Pos', 'Route', 'GateFn', 'MLPRouter', 'make_router', 'router_out', 'Gate', 'KernelBank', 'DynBlock',
-           'check_impls', 'impl_sweep', 'set_impl']
+__all__ = ['Impl', 'Pos', 'DynBlock', 'check_impls', 'impl_sweep', 'set_impl']
 
 # %% ../nbs/01_block.ipynb #fbf65aee
 class Impl(str, Enum):
@@ -22,12 +22,6 @@ class Impl(str, Enum):
     reference = 'reference'
     fused = 'fused'
     aggregate = 'aggregate'
-
-class Start(str, Enum):
-    "How a dynamic layer's kernels start: independent ('random', the reports'), or as the one-branch layer: one shared kernel plus residuals ('twin'), or copies of it plus residuals ('copies')"
-    random = 'random'
-    twin = 'twin'
-    copies = 'copies'
 
 class Pos(str, Enum):
     "Where a `DynBlock` puts its norm or activation: in every `branch`, `after` the weighted sum, `after_add` (after the residual add), or `none`"
@@ -50,130 +44,6 @@ def _bn_momentum(bn, training):
     if not (training and bn.track_running_stats): return 0.
     if bn.momentum is None: return 1. / float(bn.num_batches_tracked)
     return bn.momentum
-
-# %% ../nbs/01_block.ipynb #aa7c2bd0
-class Route(str, Enum):
-    "How a dynamic layer computes branch logits from the spatial mean of its input"
-    linear = 'linear'
-    mlp = 'mlp'
-
-class GateFn(str, Enum):
-    "How a dynamic layer turns branch logits into weights"
-    softmax = 'softmax'
-    sigmoid = 'sigmoid'
-
-class MLPRouter(nn.Module):
-    "Reduction MLP on pooled features: `Linear → BatchNorm → ReLU → Linear` (SKNet, ODConv)"
-    def __init__(self,
-                 ni:int,  # input features (the layer's input channels)
-                 n_out:int,  # logits (the number of branches)
-                 reduction:int=16,  # hidden width is `ni//reduction` ...
-                 min_hidden:int=16,  # ... but at least this
-                ):
-        super().__init__()
-        nh = max(min_hidden, ni//reduction)
-        self.fc1, self.bn, self.act = nn.Linear(ni, nh, bias=False), nn.BatchNorm1d(nh), nn.ReLU()
-        self.fc2 = nn.Linear(nh, n_out)
-    def forward(self, x:Tensor) -> Tensor: return self.fc2(self.act(self.bn(self.fc1(x))))  # (B, ni) -> (B, n_out)
-
-def make_router(kind:str,  # a `Route`: 'linear' or 'mlp'
-                ni:int,  # input channels of the layer
-                n_branches:int,  # branches (logits)
-               ) -> nn.Module:
-    "The router `kind`: a module mapping pooled features (B, `ni`) to branch logits (B, `n_branches`)"
-    kind = choice(Route, kind, 'router')
-    return nn.Linear(ni, n_branches) if kind == Route.linear else MLPRouter(ni, n_branches)
-
-def router_out(router:nn.Module,  # from `make_router`
-              ) -> nn.Linear:
-    "The `Linear` that produces a router's logits (zero it for equal weights on every input)"
-    return router if isinstance(router, nn.Linear) else router.fc2
-
-class Gate(nn.Module):
-    "Branch weights from logits: softmax over the temperature, or sigmoids scaled by 2/L; exactly 1 for one branch"
-    def __init__(self,
-                 kind:str='softmax',  # a `GateFn`: 'softmax' or 'sigmoid'
-                 temperature:float=1.,  # divides the logits (a plain attribute: a callback may set it every batch)
-                ):
-        super().__init__()
-        self.kind, self.temperature = choice(GateFn, kind, 'gate'), temperature
-    def forward(self, z:Tensor) -> Tensor:
-        if z.shape[1] == 1: return torch.ones_like(z)  # (B, 1): one branch, weight 1
-        z = z / self.temperature
-        return F.softmax(z, dim=1) if self.kind == GateFn.softmax else torch.sigmoid(z) * (2 / z.shape[1])  # (B, L)
-    def extra_repr(self): return f"{self.kind.value}, temperature={self.temperature}"
-
-# %% ../nbs/01_block.ipynb #ec2545b6
-class KernelBank(nn.Module):
-    "The kernels, router and gate of a dynamic layer (`DynBlock`, `DynConv2d`): L kernels, independent or a shared one plus zero-mean residuals, weighed per sample"
-    def _bank(self,
-              ni:int,  # input channels (the router reads their spatial mean)
-              nf:int,  # output channels of one kernel
-              shape:tuple,  # a kernel's shape after `nf`: (ni/groups, kh, kw)
-              n_branches:int,  # L
-              start:str,  # a `Start`: 'twin' stores `weight` (W_0) and `delta` (δ_l); otherwise `weight` holds the L kernels
-              router:str,  # a `Route`
-              gate:str,  # a `GateFn`
-              temperature:float,  # the gate's
-              w0:Tensor|None=None,  # start from this kernel (`start_from`) before the router is made, or leave the kernels empty
-              noise:float=0.1,  # the residuals' spread, × `w0`'s std
-             ):
-        "Make the kernels (`weight`, and `delta` for a twin start), the router `attn` and the `gate`"
-        L = self.n_branches = n_branches
-        self.nf, self.start, self.delta = nf, choice(Start, start, 'start'), None
-        if self.start == Start.twin and L > 1:  # a shared kernel W_0 and per-branch residuals δ_l: branch l is W_0 + δ_l
-            self.weight = nn.Parameter(torch.empty(nf, *shape))  # W_0
-            self.delta = nn.Parameter(torch.empty(L*nf, *shape))  # δ_l, branch-major
-        else: self.weight = nn.Parameter(torch.empty(L*nf, *shape))  # every branch's kernel, branch-major
-        if w0 is not None: self._residuals(w0, noise)
-        self.attn = make_router(router, ni, L)  # mean_hw(x) -> branch logits
-        self.gate = Gate(gate, temperature)  # logits -> branch weights
-        if w0 is not None: self._zero_router()
-
-    @torch.no_grad()
-    def _residuals(self, w0, noise):
-        L = self.n_branches
-        d = torch.randn(L, *w0.shape, dtype=w0.dtype, device=w0.device)  # (L, nf, …)
-        d = (d - d.mean(0)) * (noise * w0.float().std().clamp_min(1e-8)).to(w0.dtype) if L > 1 else 0*d  # Σ_l δ_l = 0
-        if self.delta is not None: self.weight.copy_(w0); self.delta.copy_(d.reshape_as(self.delta))
-        else: self.weight.copy_((w0.unsqueeze(0) + d).reshape_as(self.weight))  # independent copies, each W_0 + δ_l
-
-    @torch.no_grad()
-    def _zero_router(self):
-        last = router_out(self.attn)
-        last.weight.zero_(); last.bias.zero_()  # equal weights for every input: the layer computes its one-branch twin
-
-    def start_from(self,
-                   w0:Tensor,  # the one-branch layer's kernel (nf, …)
-                   noise:float=0.1,  # the residuals' spread, × the std of `w0`
-                  ):
-        "Start as the one-branch layer with kernel `w0`: branch l is `w0` + δ_l with Σ_l δ_l = 0, and a zero router (equal weights)"
-        self._residuals(w0, noise); self._zero_router()
-
-    def kernels(self) -> Tensor:
-        "The L kernels, branch-major (L·nf, …): W_0 + δ_l for a twin start"
-        return self.weight if self.delta is None else self.weight.repeat(self.n_branches, *[1]*(self.weight.ndim - 1)) + self.delta
-
-    def mix(self,
-            a:Tensor,  # branch weights (B, L)
-            k:Tensor,  # kernels (L·nf, …), e.g. from `kernels`
-           ) -> Tensor:
-        "Each sample's kernel Σ_l a_l W_l, stacked (B·nf, …): what 'aggregate' convolves with, grouped over the batch"
-        B, L = a.shape
-        return (a.to(k.dtype) @ k.reshape(L, -1)).reshape(B*self.nf, *k.shape[1:])
-
-    @property
-    def temperature(self):
-        "The gate's temperature (a plain attribute of `self.gate`, which `AnnealTemperature` sets every batch)"
-        return self.gate.temperature
-    @temperature.setter
-    def temperature(self, v): self.gate.temperature = v
-
-    def attention(self,
-                  x:Tensor,  # the layer's input (B, ni, H, W)
-                 ) -> Tensor:
-        "Branch weights `a` (B, L): the gate of the router's logits for the spatial mean of `x`"
-        return self.gate(self.attn(x.mean((2, 3))))  # (B, L)
 
 # %% ../nbs/01_block.ipynb #4bf4fde9
 class DynBlock(KernelBank):

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import DynblocksError
 from .core import choice
-from .block import DynBlock, KernelBank, Start
+from .block import DynBlock
+from .bank import KernelBank, Start
 
 # %% auto #0
 __all__ = ['DynConv2d', 'dynamize', 'dyn_convs', 'dyn_layers']
