@@ -19,7 +19,6 @@ from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.learner import Learner, AvgSmoothLoss, AvgLoss, AvgMetric
 from fastai.callback.schedule import ParamScheduler, SchedCos
-from fastai.callback.training import GradientClip, GradientAccumulation
 from fastai.callback.channelslast import ChannelsLast
 from fastai.callback.fp16 import MixedPrecision
 from fastai.metrics import accuracy
@@ -30,14 +29,13 @@ import fastai.vision.learner  # registers the vision `show_results` and `plot_to
 from .core import DynblocksError, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
-from .callbacks import StopOnNanLoss, AnnealTemperature, FreezeWhitenBias
-from .averaging import EMA, EMALookahead
+from .callbacks import StopOnNanLoss
 from .attention import BranchWeights  # and Learner.plot_branch_weights, .plot_attention_health
 from .budget import TimeBudget
 from .tta import _View  # Learner.flip_tta and .flip_shift_tta, on every learner dynblocks builds
 from .dynamize import dynamize
 from fastai.vision.learner import vision_learner
-from .optim import Lib, TorchSched, make_opt_func, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
+from .optim import Lib, TorchSched, one_cycle_lr, cos_anneal_lr, cos_warmup_lr, sched_cos_warmup
 from .recipes import Recipe, Precision, Schedule, recipe as get_recipe
 
 # %% auto #0
@@ -218,24 +216,14 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     cbs = list(L(cbs))
     if nan_guard and not any(isinstance(c, StopOnNanLoss) for c in cbs): cbs.append(StopOnNanLoss())
     if channels_last: cbs.append(ChannelsLast())
-    if r.ema: cbs.append(EMA(r.ema))
-    if r.anneal: cbs.append(AnnealTemperature(r.anneal))
-    if r.lookahead: cbs.append(EMALookahead(r.lookahead))
-    if r.whiten_bias is not None: cbs.append(FreezeWhitenBias(r.whiten_bias))
+    cbs += r.callbacks(dls.bs)  # what the recipe's fields ask for (EMA, annealing, lookahead, clipping, accumulation, ...)
     splitter = dyn_splitter if hasattr(model, 'body') else _one_group
-    if r.bn_momentum is not None or r.bn_bias_lr is not None:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                if r.bn_momentum is not None: m.momentum = r.bn_momentum
-                if r.bn_bias_lr is not None and m.weight is not None: m.weight.requires_grad_(False)  # scale fixed at 1
-        if r.bn_bias_lr is not None: splitter = partial(_bn_biases_apart, splitter=splitter)
-    if r.clip: cbs.append(GradientClip(r.clip))
-    if r.accum > 1: cbs.append(GradientAccumulation(r.accum*dls.bs))
+    if r.set_batchnorm(model): splitter = partial(_bn_biases_apart, splitter=splitter)  # BatchNorm biases at their own lr
     mp = _precision_cb(precision, dls.device) if precision is not None else \
          _precision_cb(r.precision, dls.device) if dls.device is not None and torch.device(dls.device).type == 'cuda' else None
     if mp is not None: cbs.append(mp)
     kwargs.setdefault('wd', r.wd)
-    learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or make_opt_func(r.opt, r.wd_mode, r.mom, r.lib, r.sqr_mom, r.eps),
+    learn = Learner(dls, model, loss_func=loss_func or r.loss_func(), opt_func=opt_func or r.opt_func(),
                     lr=lr or r.lr, metrics=metrics, cbs=cbs, splitter=splitter,
                     **kwargs)
     learn.recorder.train_metrics = True

@@ -14,7 +14,10 @@ from .core import DynblocksError, unknown
 from .options import Lib, Opt, WdMode, Schedule, Precision, option_fields, check_options
 from .models import check_model
 from .data import cifar10_dls
-from .optim import CrossEntropyKL
+from .optim import CrossEntropyKL, make_opt_func
+from fastai.callback.training import GradientClip, GradientAccumulation
+from .callbacks import AnnealTemperature, FreezeWhitenBias
+from .averaging import EMA, EMALookahead
 
 # %% auto #0
 __all__ = ['Recipe', 'register_recipe', 'list_recipes', 'recipe', 'recipe_dls']
@@ -40,6 +43,29 @@ class Recipe:
         "The recipe's loss"
         return CrossEntropyKL(self.ls, self.kl) if self.kl else LabelSmoothingCrossEntropyFlat(eps=self.ls) if self.ls else \
             nn.CrossEntropyLoss()
+
+    def opt_func(self):
+        "The recipe's optimiser, as a fastai `opt_func`"
+        return make_opt_func(self.opt, self.wd_mode, self.mom, self.lib, self.sqr_mom, self.eps)
+
+    def callbacks(self,
+                  bs:int,  # the batch size of the `DataLoaders` (gradient accumulation counts samples)
+                 ) -> list:
+        "The callbacks the recipe's fields ask for: weight averaging, temperature annealing, lookahead, the whitening bias's freeze, clipping, accumulation"
+        return ([EMA(self.ema)] if self.ema else []) + ([AnnealTemperature(self.anneal)] if self.anneal else []) + \
+               ([EMALookahead(self.lookahead)] if self.lookahead else []) + \
+               ([FreezeWhitenBias(self.whiten_bias)] if self.whiten_bias is not None else []) + \
+               ([GradientClip(self.clip)] if self.clip else []) + ([GradientAccumulation(self.accum*bs)] if self.accum > 1 else [])
+
+    def set_batchnorm(self,
+                      model:nn.Module,  # the model to change in place
+                     ) -> bool:
+        "Give every BatchNorm the recipe's momentum and, with `bn_bias_lr`, a scale fixed at 1; whether its biases need a parameter group of their own"
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if self.bn_momentum is not None: m.momentum = self.bn_momentum
+                if self.bn_bias_lr is not None and m.weight is not None: m.weight.requires_grad_(False)  # scale fixed at 1
+        return self.bn_bias_lr is not None
 
 _RECIPES = {r.name: r for r in [
     Recipe('default', 'dyn_tiny', source='dynblocks', lib='fastai', opt='adam', wd_mode='decoupled', lr=3e-3, wd=0.01,
