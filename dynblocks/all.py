@@ -10,7 +10,7 @@ __all__ = []
 # %% ../nbs/99_all.ipynb #caed57f9
 from .core import (DynblocksError, MissingFileError, WriteError, choice, conv_out, mask_url, check_num, check_limit, LIMITS,
                             launched, atomic_write, check_room)
-from .options import Option, OPTIONS, options_table, Opt, WdMode, Lib, Schedule, Precision, Policy, Stats
+from .options import Opt, WdMode, Lib, Schedule, Precision, Policy, Stats  # `OPTIONS` itself: `dynblocks.options`
 from .bank import KernelBank, Start
 from .block import DynBlock, Impl, Pos, check_impls, set_impl, impl_sweep
 from .models import (DynNet, Spec, Dyn, Pool, Conv, Res, SE, Head, Residual, SEBasic, SqueezeExcite, dyn_splitter,
