@@ -2,6 +2,7 @@
 
     python bench/report002.py score RUN [--load LOG] [--start FILE --end FILE]   # a finished `dynblocks train --recipe seed002` run
     python bench/report002.py tune STORAGE --study NAME --command "..."           # the Optuna study of `dynblocks tune --space seed002`
+    python bench/report002.py readings --data DIR [--n-train 10000 --epochs 3]    # short runs of each reading of the report's contradictions
 
 `score` reads a run folder of `dynblocks train --recipe seed002 --data DIR --out RUN` (20 epochs of all 50,000
 training images, batch 16, the preset's optimiser and schedule), scores its safe model files on the test set of
@@ -18,7 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import RESULTS  # noqa: E402
 
-OUT, TUNE = RESULTS/'seed002-cpu.json', RESULTS/'seed002-tune-cpu.json'
+OUT, TUNE, READ = RESULTS/'seed002-cpu.json', RESULTS/'seed002-tune-cpu.json', RESULTS/'seed002-readings-cpu.json'
+
+READINGS = {  # the report's contradictions, each read one way: `RunConfig` fields over the preset (the first row)
+    'the preset: Adam, four stages, T_max 200': {},
+    "'trained using SGD' (momentum 0.9, the same lr)": dict(opt='sgd'),
+    "'three block layers' (a 16-channel stem, then 32, 128, 256)": dict(arch_kw=dict(widths=[32, 128, 256], stem=16)),
+    "'Annealing Cosine: 50 cycles' read as T_max 50": dict(recipe_kw=dict(t_max=50)),
+    "'Learning Rate Decay: by 0.1' read as a cosine to lr/10 over the run": dict(recipe_kw=dict(t_max=20, eta_min=3.7168e-5)),
+}
 
 
 def _accuracy(model, x, y, bs=500):
@@ -90,14 +99,37 @@ def tune(a):
     print(json.dumps(dict(best=best, rank=res['report_choice_rank']), indent=1))
 
 
+def readings(a):
+    "Short runs of each reading (`READINGS`) on a stratified subset, the same seed, scored on the first `n_valid` test images (the exact 0-999)"
+    from dynblocks.train import RunConfig, train_run
+    from dynblocks.measure import machine
+    rows = []
+    for name, kw in READINGS.items():
+        rk = dict(kw.get('recipe_kw', {}))
+        rk['t_max'] = rk.get('t_max', 200)*a.epochs/20  # each schedule compressed to the short run: the same shape over its epochs
+        cfg = RunConfig(recipe='seed002', data=a.data, n_train=a.n_train, n_valid=a.n_valid, epochs=a.epochs, seed=a.seed,
+                        **{**kw, 'recipe_kw': rk})
+        s = train_run(cfg, log=False).run_summary
+        rows.append(dict(reading=name, overrides=kw, acc=s['final_accuracy'], best=s['best_accuracy'], train_s=s['wall_s'],
+                         images_per_s=s['images_per_s']))
+        print(json.dumps(rows[-1]), flush=True)
+    Path(a.out or READ).write_text(json.dumps(dict(what="report 002's readings, short runs", n_train=a.n_train, epochs=a.epochs, seed=a.seed,
+        schedule='each T_max times epochs/20: the 20-epoch schedule compressed to the short run',
+        scored_on=f'the first {a.n_valid} test images (0-999: the exact ones)', command='python bench/report002.py readings ' + ' '.join(sys.argv[2:]),
+        machine=machine(), date=time.strftime('%Y-%m-%d'), rows=rows), indent=1) + '\n')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest='part', required=True)
     s = sub.add_parser('score'); s.add_argument('run'); s.add_argument('--load'); s.add_argument('--start'); s.add_argument('--end')
     t = sub.add_parser('tune'); t.add_argument('storage'); t.add_argument('--study', required=True); t.add_argument('--command', required=True)
     t.add_argument('--fidelity', required=True, help='what the trials trained on, in words')
+    r = sub.add_parser('readings'); r.add_argument('--data', required=True); r.add_argument('--n-train', type=int, default=10_000)
+    r.add_argument('--epochs', type=int, default=3); r.add_argument('--seed', type=int, default=0)
+    r.add_argument('--n-valid', type=int, default=1000); r.add_argument('--out', default=None, help=f'JSON file (default: {READ})')
     a = p.parse_args(argv)
-    return score(a) if a.part == 'score' else tune(a)
+    return dict(score=score, tune=tune, readings=readings)[a.part](a)
 
 
 if __name__ == '__main__': main()

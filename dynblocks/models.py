@@ -404,11 +404,13 @@ def se_resnet(n_out:int=10,  # number of classes
               widths:tuple=(16, 32, 128, 256),  # channels of the four stages (report 002's "filter sizes")
               ks:int=3,  # kernel size of every conv (its "kernel size")
               grid:int=1,  # final average pool to `grid`×`grid` (its "pool size": 1 = pool 4×4 at 32 px, 2 = pool 2×2)
+              stem:int|None=None,  # channels of the stem conv (default: the first stage's, and that stage keeps the resolution); with three `widths`, e.g. 16: every stage halves it
               **kwargs):  # `DynNet` arguments (`width`, `init`, …)
     "Report 002: SE-ResNet of BasicBlocks, stages 16-32-128-256 (two blocks each), 1×1 skips, average pool 4×4, under 5 M parameters"
-    if len(widths) != 4: raise DynblocksError(f"`widths` needs one width per stage (4), got {list(widths)}.")
-    layers = [Conv(widths[0], ks=ks)]
-    for i, nf in enumerate(widths): layers += [SE(nf, 1 if i == 0 else 2, ks), SE(nf, 1, ks)]
+    if len(widths) != (3 if stem else 4):
+        raise DynblocksError(f"`widths` needs one width per stage ({3 if stem else 4}{' with a stem' if stem else ''}), got {list(widths)}.")
+    layers = [Conv(stem or widths[0], ks=ks)]
+    for i, nf in enumerate(widths): layers += [SE(nf, 1 if i == 0 and not stem else 2, ks), SE(nf, 1, ks)]
     return DynNet(layers, n_in, n_out, head=dict(hidden=(128,), drop=0.3, grid=grid), **kwargs)
 
 @register_model(source='003', report_acc=91.42)

@@ -142,6 +142,15 @@ def test_pays_study_smoke(tmp_path):
     assert s['arms']['twin_time']['time_of'] == names[2]
     assert sorted(p.name for p in (tmp_path/'out'/'speedrun').iterdir()) == ['compare.json', 'pareto.png', 'results.jsonl', 'summary.json']
 
+def test_report002_readings_smoke(tmp_path):
+    "bench/report002.py readings (issue 41) on tiny settings: one short run per reading of the report, the overrides applied"
+    r = main_of('bench/report002.py', 'readings', '--data', 'sample', '--n-train', '32', '--epochs', '1', '--n-valid', '16',
+                '--out', str(tmp_path/'r.json'))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    d = json.loads((tmp_path/'r.json').read_text())
+    assert len(d['rows']) == 5 and d['rows'][1]['overrides'] == {'opt': 'sgd'} and all(0 <= o['acc'] <= 1 for o in d['rows'])
+    assert d['machine']['cpu'] and d['epochs'] == 1
+
 def test_pays_sentences():
     "bench/pays_text.py (the page's and the index's one builder): figures from the JSON, a missing arm named, no '-0.0'"
     sys.path.insert(0, str(ROOT/'bench'))
