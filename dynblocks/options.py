@@ -8,6 +8,7 @@ Docs: https://dynblocks.github.io/dynblocks/options.html.md"""
 from __future__ import annotations
 import argparse, json, math
 from dataclasses import dataclass, replace
+from typing import Annotated
 from enum import Enum
 from types import MappingProxyType
 from .core import DynblocksError, LIMITS, choice, unknown
@@ -165,11 +166,14 @@ class Option:
         return parser.add_argument(self.flag_name, **{'type': self.parse, 'default': default, 'metavar': self.name.upper(),
                                                       'help': help, **kwargs})
 
-    def annotation(self, where:str) -> str:
-        "The field's type annotation in `where` ('recipe' or 'run')"
-        t = self.kind.__name__
-        if self.also: t += '|str'
-        return t + ('|None' if getattr(self, where) is None else '')
+    def annotation(self,
+                   where:str,  # 'recipe' or 'run': the class whose field it is
+                  ):
+        "The field's type in `where`, with its help as `Annotated` metadata (what fastcore's `docments` and `show_doc` read)"
+        t = self.kind
+        if self.also: t = t | str
+        if getattr(self, where) is None: t = t | None
+        return Annotated[t, self.text()]
 
 # %% ../nbs/00a_options.ipynb #e60dc6c6
 _O = Option
