@@ -109,9 +109,11 @@ def readings(a):
         rk['t_max'] = rk.get('t_max', 200)*a.epochs/20  # each schedule compressed to the short run: the same shape over its epochs
         cfg = RunConfig(recipe='seed002', data=a.data, n_train=a.n_train, n_valid=a.n_valid, epochs=a.epochs, seed=a.seed,
                         **{**kw, 'recipe_kw': rk})
-        s = train_run(cfg, log=False).run_summary
+        learn = train_run(cfg, log=False)
+        s, r = learn.run_summary, learn.recipe
         rows.append(dict(reading=name, overrides=kw, acc=s['final_accuracy'], best=s['best_accuracy'], train_s=s['wall_s'],
-                         images_per_s=s['images_per_s']))
+                         images_per_s=s['images_per_s'], params=s['params'],
+                         ran=dict(opt=r.opt, t_max=r.t_max, eta_min=r.eta_min, model_kw=cfg.model_kw())))  # what the run was given
         print(json.dumps(rows[-1]), flush=True)
     Path(a.out or READ).write_text(json.dumps(dict(what="report 002's readings, short runs", n_train=a.n_train, epochs=a.epochs, seed=a.seed,
         schedule='each T_max times epochs/20: the 20-epoch schedule compressed to the short run',

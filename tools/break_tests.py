@@ -231,6 +231,8 @@ cases = [
   "(v > self.lo if a == '(' else v >= self.lo)", "(v >= self.lo)"),
  ('tests/test_run_options.py', 'dynblocks/cli.py',
   "if o.run is not ABSENT and o.flag: o.add_to(t)", "if o.run is not ABSENT and o.flag and o.name != 'seed': o.add_to(t)"),
+ ('tests/test_bench.py::test_report002_readings_smoke', 'bench/report002.py',
+  "rk['t_max'] = rk.get('t_max', 200)*a.epochs/20", "rk['t_max'] = rk.get('t_max', 200)"),
  # issue 42: dynblocks compare
  ('tests/test_compare.py::test_killed_then_resumed', 'dynblocks/compare.py',
   "    if arm.lr is not None: return arm.lr, None\n    rows", "    return arm.run_config().resolved().lr*3, None\n    rows"),
