@@ -42,17 +42,10 @@ DYNAMIC = {  # the first study's dynamic arms: `dyn_cpu` options, recipe fields,
 }
 
 
-def _train_flops(kw):
-    import torch
-    from dynblocks.models import create_model, count_flops
-    torch.manual_seed(0)
-    return 3*count_flops(create_model('dyn_cpu', **kw))
-
-
 def static_width(dyn_kw):
-    "Width of the one-branch `dyn_cpu` whose training FLOPs are closest to the dynamic arm's"
-    target = _train_flops(dyn_kw)
-    return min((w/100 for w in range(100, 251, 5)), key=lambda w: abs(_train_flops(dict(TWIN, width=w)) - target))
+    "Width of the one-branch `dyn_cpu` whose FLOPs are closest to the dynamic arm's (the library's `same_flops_width`)"
+    from dynblocks.models import create_model, count_flops, same_flops_width
+    return same_flops_width('dyn_cpu', count_flops(create_model('dyn_cpu', **dyn_kw)), **TWIN)
 
 
 def arm(name, kw, recipe_kw=None, what='', **extra):

@@ -41,6 +41,13 @@ def _accuracy(model, x, y, bs=500):
     return torch.cat(right).numpy()
 
 
+def _load(path):
+    "The load averages logged once a minute in `path` (a line: time and three load averages, or the 1-minute one alone), summarised"
+    if not path: return None
+    vals = [float(p[1] if len(p) >= 4 else p[0]) for p in (l.split() for l in open(path)) if p]
+    return dict(samples=len(vals), load1_median=statistics.median(vals), load1_max=max(vals), every_s=60) if vals else None
+
+
 def score(a):
     from dynblocks.export import load_model
     from dynblocks.cifar import load_cifar10
@@ -53,7 +60,6 @@ def score(a):
     x, y = data['test']
     c = _accuracy(load_model(run), x, y)
     hist = list(csv.DictReader(open(run/'history.csv')))
-    load = [list(map(float, l.split()[1:4])) for l in open(a.load)] if a.load else []
     t0 = float(Path(a.start).read_text()) if a.start else None
     t1 = float(Path(a.end).read_text()) if a.end else None
     row = dict(run=str(run), seed=s['config']['seed'], epochs=s['epochs'], bs=s['bs'], n_train=s['n_train'], params=s['params'],
@@ -63,8 +69,7 @@ def score(a):
                            valid_accuracy=float(h['valid_accuracy'])) for h in hist],
                train_s=s['wall_s'], run_s=s['run_s'], wall_s=None if t0 is None or t1 is None else round(t1 - t0, 1),
                images_per_s=s['images_per_s'], resumed_from=s['resumed_from'],
-               load=None if not load else dict(samples=len(load), load1_median=statistics.median(r[0] for r in load),
-                                              load1_max=max(r[0] for r in load), every_s=60),
+               load=_load(a.load),
                correct=pack(c), machine=machine(), versions=s['versions'], config=s['config'],
                scored=time.strftime('%Y-%m-%d'))
     res = json.loads(OUT.read_text()) if OUT.exists() else dict(
@@ -75,6 +80,12 @@ def score(a):
                               max=max(r[k] for r in res['runs']), n=len(res['runs'])) for k in ('acc_exact1000', 'acc_jpeg9000', 'acc_all')}
     OUT.write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps({k: row[k] for k in ('seed', 'acc_exact1000', 'acc_jpeg9000', 'acc_all', 'train_s', 'images_per_s')}))
+
+
+def _wall(trials):
+    "Seconds from the first trial's start to the last one's end"
+    s = [t.datetime_start for t in trials if t.datetime_start]; e = [t.datetime_complete for t in trials if t.datetime_complete]
+    return round((max(e) - min(s)).total_seconds(), 1) if s and e else None
 
 
 def tune(a):
@@ -91,11 +102,11 @@ def tune(a):
     rank = lambda pred: sorted([t['value'] for t in done]).index(min(t['value'] for t in done if pred(t))) + 1 if any(pred(t) for t in done) else None
     near = lambda t: t['params']['opt'] == 'adam' and t['params']['bs'] == 16 and 1e-4 <= t['params']['lr'] <= 1e-3
     res = dict(what="report 002's search at reduced fidelity", command=a.command, storage=a.storage.rsplit('/', 1)[-1], study=a.study,
-               fidelity=a.fidelity, machine=__import__('dynblocks.measure', fromlist=['machine']).machine(), trials=trials,
+               fidelity=a.fidelity, load=_load(a.load), wall_s=_wall(st.trials), machine=__import__('dynblocks.measure', fromlist=['machine']).machine(), trials=trials,
                best=best, report_choice=dict(opt='adam', lr=3.7168e-4, bs=16),
                report_choice_rank=dict(rule='the best completed trial with Adam, batch 16 and lr in 1e-4..1e-3 (the neighbourhood of the report\'s choice)',
                                        rank=rank(near), of=len(done)))
-    TUNE.write_text(json.dumps(res, indent=1) + '\n')
+    Path(a.out or TUNE).write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps(dict(best=best, rank=res['report_choice_rank']), indent=1))
 
 
@@ -126,7 +137,8 @@ def main(argv=None):
     sub = p.add_subparsers(dest='part', required=True)
     s = sub.add_parser('score'); s.add_argument('run'); s.add_argument('--load'); s.add_argument('--start'); s.add_argument('--end')
     t = sub.add_parser('tune'); t.add_argument('storage'); t.add_argument('--study', required=True); t.add_argument('--command', required=True)
-    t.add_argument('--fidelity', required=True, help='what the trials trained on, in words')
+    t.add_argument('--fidelity', required=True, help='what the trials trained on, in words'); t.add_argument('--load', help='the load log of the search')
+    t.add_argument('--out', default=None, help=f'JSON file (default: {TUNE})')
     r = sub.add_parser('readings'); r.add_argument('--data', required=True); r.add_argument('--n-train', type=int, default=10_000)
     r.add_argument('--epochs', type=int, default=3); r.add_argument('--seed', type=int, default=0)
     r.add_argument('--n-valid', type=int, default=1000); r.add_argument('--out', default=None, help=f'JSON file (default: {READ})')

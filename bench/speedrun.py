@@ -358,13 +358,6 @@ def throughput(a, argv):
     _save(out, res); print(json.dumps(res['choice'], indent=1))
 
 
-def _same_flops_width(target, size=32):
-    "Width of `dyn_cpu` with one branch per block whose FLOPs are closest to `target`"
-    from dynblocks.models import create_model, count_flops
-    cands = [w/100 for w in range(100, 201, 5)]
-    return min(cands, key=lambda w: abs(count_flops(create_model('dyn_cpu', n_branches=1, width=w), size) - target))
-
-
 def ablation(a, argv):
     "The dynamic recipe, the same network static at the same FLOPs, and fastai's xresnet18: same data, epochs, augmentation"
     import torch
@@ -374,14 +367,14 @@ def ablation(a, argv):
     from fastai.torch_core import set_seed
     from dynblocks.cifar import load_cifar10
     from dynblocks.data import cifar10_dls
-    from dynblocks.models import create_model, count_flops
+    from dynblocks.models import create_model, count_flops, same_flops_width
     from dynblocks.recipes import recipe
     from dynblocks.train import RunConfig, train_run
     path, out, res = _start('ablation', a, argv)
     data = load_cifar10(path, download=False)
     r = recipe(a.recipe)
     dyn_flops = count_flops(create_model(r.arch))
-    w = _same_flops_width(dyn_flops)
+    w = same_flops_width(r.arch, dyn_flops, n_branches=1)
     set_seed(0); xres_flops = count_flops(xresnet18(n_out=10))
     res['arms'] = {
         'dynblocks': dict(what=f'{r.arch}, recipe {r.name} ({r.arch} with {create_model(r.arch).block_kw.get("n_branches")} branches per block)',

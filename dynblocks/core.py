@@ -12,8 +12,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 # %% auto #0
-__all__ = ['LIMITS', 'DynblocksError', 'MissingFileError', 'choice', 'unknown', 'check_num', 'check_limit', 'mask_url',
-           'launched', 'WriteError', 'atomic_write', 'check_room', 'conv_out']
+__all__ = ['LIMITS', 'DynblocksError', 'MissingFileError', 'choice', 'unknown', 'num_text', 'check_num', 'check_limit',
+           'mask_url', 'launched', 'WriteError', 'atomic_write', 'check_room', 'conv_out']
 
 # %% ../nbs/00_core.ipynb #afcd7c6a
 class DynblocksError(ValueError):
@@ -44,18 +44,29 @@ def unknown(what:str,  # the kind of thing, e.g. 'model'
     raise DynblocksError(f"Unknown {what} {name!r}; valid: {', '.join(map(str, valid))}.{hint}")
 
 # %% ../nbs/00_core.ipynb #5b4d36ec
+def num_text(lo=None,  # lowest allowed value (None: no bound)
+             hi=None,  # highest allowed value (None: no bound)
+             ends:str='[]',  # whether each bound is allowed: '[' or '(' then ']' or ')'
+             whole:bool=False,  # a whole number
+            ) -> str:
+    "What a number check allows, in words, e.g. 'a finite number in (0, 1]'"
+    a, b = ends
+    rng = (f" in {a}{lo:g}, {hi:g}{b}" if lo is not None and hi is not None else
+           f" {'>' if a == '(' else '>='} {lo:g}" if lo is not None else f" {'<' if b == ')' else '<='} {hi:g}" if hi is not None else '')
+    return f"a finite {'whole ' if whole else ''}number{rng}"
+
 def check_num(v,  # the value to check
               name:str,  # what it is, for the message, e.g. 'width'
               lo=None,  # lowest allowed value (None: no bound)
               hi=None,  # highest allowed value (None: no bound)
               whole:bool=False,  # it must be a whole number
+              ends:str='[]',  # whether each bound is allowed: '[' or '(' then ']' or ')' (e.g. '(]' for 0 < v <= 1)
              ):
-    "`v` if it is a finite number (whole if `whole`) in [`lo`, `hi`], else a one-line `DynblocksError` naming `name` and the range"
+    "`v` if it is a finite number (whole if `whole`) between `lo` and `hi`, else a one-line `DynblocksError` naming `name` and the range"
+    if ends not in ('[]', '(]', '[)', '()'): raise DynblocksError(f"`ends` must be '[]', '(]', '[)' or '()', got {ends!r}.")
     ok = not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and (not whole or v.is_integer())))
-    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f" in [{lo}, {hi}]" if lo is not None and hi is not None else f" >= {lo}" if lo is not None else \
-              f" <= {hi}" if hi is not None else ''
-        raise DynblocksError(f"`{name}` must be a finite {'whole ' if whole else ''}number{rng}, got {v!r:.80}.")
+    ok = ok and (lo is None or (v > lo if ends[0] == '(' else v >= lo)) and (hi is None or (v < hi if ends[1] == ')' else v <= hi))
+    if not ok: raise DynblocksError(f"`{name}` must be {num_text(lo, hi, ends, whole)}, got {v!r:.80}.")
     return v
 
 LIMITS = MappingProxyType({  # option: (lowest, highest, whole number): the range of each model option and `model.json` number, for `RunConfig` and `load_model` (read-only)

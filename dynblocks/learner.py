@@ -26,7 +26,7 @@ from fastai.data.transforms import Normalize
 from fastai.torch_core import set_seed, to_detach, find_bs
 from fastai.callback.core import Callback
 import fastai.vision.learner  # registers the vision `show_results` and `plot_top_losses`
-from .core import DynblocksError, choice
+from .core import DynblocksError, check_num, choice
 from .models import create_model, dyn_splitter, count_flops
 from .data import stats_of
 from .callbacks import StopOnNanLoss
@@ -157,14 +157,14 @@ def epoch_time(model:str|nn.Module,  # a name from `list_models()`, or a model
 
 def _fmt_secs(s): return f'{s:.0f} s' if s < 90 else f'{s/60:.0f} min' if s < 90*60 else f'{s/3600:.1f} h'
 
-def _cpu_note(dls, model, name, size, n_in):
-    "The `SlowOnCPUWarning` message for training `model` (called `name`) on `dls`, or `None` (not a CPU, or a short epoch)"
+def _cpu_note(dls, model, name, size, n_in, slow=SLOW_EPOCH):
+    "The `SlowOnCPUWarning` message for training `model` (called `name`) on `dls`, or `None` (not a CPU, or an epoch under `slow` seconds)"
     if dls.device is not None and torch.device(dls.device).type != 'cpu': return None
     n, bs = dls.train.n, dls.train.bs
     n_valid = dls.valid.n if len(dls.loaders) > 1 else 0
     f = _flops(model, size, n_in)
     t = _secs(f, n, bs, n_valid)
-    if t <= SLOW_EPOCH: return None
+    if t <= slow: return None
     msg = (f"{name} at {size}×{size} px costs {f/1e9:.2g} GFLOPs per image: about {_fmt_secs(t)} per epoch of {n:,} "
            f"images (and {n_valid:,} to validate) on this CPU (lr_find: up to {_fmt_secs(_secs(f, 100*bs, bs))})")
     ft = _flops('dyn_tiny', size, n_in)
@@ -187,7 +187,7 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
                 precision:str|None=None,  # 'fp32', 'fp16' or 'bf16' (default: the recipe's where the device supports it)
                 channels_last:bool=True,  # train in channels-last memory format (fastai's `ChannelsLast`)
                 nan_guard:bool=True,  # stop on a non-finite loss with the last good weights (`StopOnNanLoss`)
-                cpu_note:bool=True,  # on a CPU, warn (`SlowOnCPUWarning`) with a time estimate when an epoch would take over `SLOW_EPOCH` seconds
+                cpu_note:bool|float=True,  # on a CPU, warn (`SlowOnCPUWarning`) with a time estimate when an epoch would take over this many seconds (True: `SLOW_EPOCH`; False: never)
                 device_metrics:bool=True,  # sum losses and metrics on the device, read once per epoch (`keep_metrics_on_device`): no host sync per batch
                 **kwargs):
     "A fastai `Learner` for a dynamic-block model with a recipe, inferring classes and channels from `dls`"
@@ -205,10 +205,11 @@ def dyn_learner(dls,  # fastai `DataLoaders` with labels (e.g. from `cifar10_dls
     if seed is not None: set_seed(seed, reproducible=True)
     if arch is None: arch, model_kw = r.arch, {**(r.arch_kw or {}), **(model_kw or {})}  # the recipe's model with its options
     model = arch if isinstance(arch, nn.Module) else create_model(arch, n_out=n_out, n_in=n_in, **(model_kw or {}))
-    if cpu_note:
+    slow = None if cpu_note is False else SLOW_EPOCH if cpu_note is True else check_num(cpu_note, 'cpu_note', 0)
+    if slow is not None:
         name = type(model).__name__ if isinstance(arch, nn.Module) else \
                f"{arch}({', '.join(f'{k}={v!r}' for k, v in model_kw.items())})" if model_kw else arch
-        try: msg = _cpu_note(dls, model, name, size, n_in)
+        try: msg = _cpu_note(dls, model, name, size, n_in, slow)
         except Exception: msg = None  # an estimate never stops a learner from being built
         if msg: warnings.warn(msg, SlowOnCPUWarning, stacklevel=2)
     if n_in == 3 and not any(isinstance(t, Normalize) for t in dls.after_batch.fs):  # normalise as the recipe says

@@ -16,7 +16,7 @@ from .dynamize import dynamize as _dynamize
 __all__ = ['MODELS', 'LIBRARIES', 'Spec', 'Dyn', 'Pool', 'Conv', 'PatchWhiten', 'Whiten', 'Residual', 'Res', 'SqueezeExcite',
            'SEBasic', 'SE', 'Head', 'DynNet', 'dyn_splitter', 'register_model', 'list_models', 'create_model',
            'library_models', 'check_model', 'external_model', 'dyn_res4', 'dyn_macro7', 'se_resnet', 'dyn_deep11',
-           'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'dyn_cpu', 'count_flops', 'model_info']
+           'dyn_pool4', 'dyn_tiny', 'dyn_fast', 'dyn_cpu', 'count_flops', 'model_info', 'same_flops_width']
 
 # %% ../nbs/02_models.ipynb #f2443379
 def _scale(nf, width): return nf if width == 1 else max(8, int(round(nf*width/8))*8)
@@ -515,3 +515,15 @@ def model_info(name:str,  # a name from `list_models()`, or 'library:name'
     meta = MODELS[name].meta if name in MODELS else dict(source=name.partition(':')[0], report_acc=None, doc=type(m).__name__)
     return dict(name=name, source=meta['source'], report_acc=meta['report_acc'],
                 params=sum(p.numel() for p in m.parameters()), flops=count_flops(m, size), doc=meta['doc'])
+
+def same_flops_width(name:str,  # a model from `list_models()` that takes `width`
+                     flops:float,  # the forward FLOPs to match (e.g. `count_flops` of the dynamic model)
+                     widths=None,  # candidate widths (default: 1.0 to 2.5 in steps of 0.05)
+                     size:int=32,  # image height and width
+                     **kwargs,  # other `create_model` arguments (e.g. `n_branches=1` for the static twin)
+                    ) -> float:
+    "The width of model `name` (with `kwargs`) whose forward FLOPs are closest to `flops`: a static net as costly as a dynamic one"
+    check_model(name)
+    ws = [w/100 for w in range(100, 251, 5)] if widths is None else list(widths)
+    if not ws: raise DynblocksError("`widths` is empty: pass candidate widths, e.g. [1.0, 1.25, 1.5], or None for 1.0 to 2.5.")
+    return min(ws, key=lambda w: abs(count_flops(create_model(name, width=w, **kwargs), size) - flops))

@@ -11,11 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Annotated
 from enum import Enum
 from types import MappingProxyType
-from .core import DynblocksError, LIMITS, choice, unknown
+from .core import DynblocksError, LIMITS, check_limit, check_num, choice, num_text, unknown
 
 # %% auto #0
 __all__ = ['ABSENT', 'REQUIRED', 'OPTIONS', 'Opt', 'WdMode', 'Lib', 'Schedule', 'Precision', 'Policy', 'Stats', 'Option',
-           'option_fields', 'check_options', 'recipe_only', 'replacing', 'options_table']
+           'check_model_kw', 'check_recipe_kw', 'option_fields', 'check_options', 'recipe_only', 'replacing',
+           'options_table']
 
 # %% ../nbs/00a_options.ipynb #710b32a5
 class Opt(str, Enum):
@@ -104,11 +105,7 @@ class Option:
         if self.choices is not None:
             vals = [c.value for c in self.choices] if isinstance(self.choices, type) else list(self.choices)
             return ', '.join(vals[:-1]) + ' or ' + vals[-1] if len(vals) > 1 else vals[0]
-        if self.kind in (int, float):
-            lo, hi, a, b = self.lo, self.hi, self.ends[0], self.ends[1]
-            rng = (f" in {a}{lo:g}, {hi:g}{b}" if lo is not None and hi is not None else f" {'>' if a == '(' else '>='} {lo:g}"
-                   if lo is not None else f" {'<' if b == ')' else '<='} {hi:g}" if hi is not None else '')
-            return f"a finite {'whole ' if self.kind is int else ''}number{rng}"
+        if self.kind in (int, float): return num_text(self.lo, self.hi, self.ends, self.kind is int)
         return {bool: 'true or false', str: 'a string', dict: 'a JSON object'}[self.kind]
 
     def check(self,
@@ -126,12 +123,8 @@ class Option:
             if isinstance(self.choices, type): return choice(self.choices, v, f'`{name}`').value
             return v if v in self.choices else unknown(f'`{name}`', v, list(self.choices))
         if self.kind in (int, float):
-            a, b = self.ends
-            ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-                  and (self.kind is float or float(v).is_integer())
-                  and (self.lo is None or (v > self.lo if a == '(' else v >= self.lo))
-                  and (self.hi is None or (v < self.hi if b == ')' else v <= self.hi)))
-            if not ok: raise DynblocksError(f"`{name}` must be {self.valid()}, got {v!r:.80}.")
+            try: check_num(v, name, self.lo, self.hi, self.kind is int, self.ends)
+            except DynblocksError: raise DynblocksError(f"`{name}` must be {self.valid()}, got {v!r:.80}.") from None  # `also` named too
             return int(v) if self.kind is int else v
         if not isinstance(v, self.kind):
             raise DynblocksError(f"`{name}` must be {self.valid()}, got {v!r:.80}.")
@@ -176,6 +169,33 @@ class Option:
         return Annotated[t, self.text()]
 
 # %% ../nbs/00a_options.ipynb #e60dc6c6
+def check_model_kw(kw:dict,  # model options, e.g. `RunConfig.arch_kw`
+                   label:str='arch_kw',  # the option as messages name it
+                  ) -> dict:
+    "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
+    def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
+    if not all(isinstance(k, str) and k.isidentifier() for k in kw):
+        raise DynblocksError(f"`{label}` must map option names to values, got {kw!r:.80}.")
+    out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
+    def plain(v): return ok(v) or (isinstance(v, (list, tuple)) and all(map(ok, v)))
+    bad = [k for k, v in out.items() if not (plain(v) or (k == 'dynamize' and isinstance(v, dict) and all(map(plain, v.values()))))]
+    if bad: raise DynblocksError(f"`{label}` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r:.80}.")
+    for k, v in out.items(): check_limit(k, v, f'{label}.{k}')  # the ranges `load_model` checks too (`LIMITS`)
+    for k, v in out.get('dynamize', {}).items(): check_limit(k, v, f'{label}.dynamize.{k}')
+    for k in ('width', 'n_branches'):
+        if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `{label}`.")
+    return out
+
+def check_recipe_kw(kw:dict,  # recipe fields, e.g. `RunConfig.recipe_kw`
+                    label:str='recipe_kw',  # the option as messages name it
+                   ) -> dict:
+    "`kw` checked to be `Recipe` fields that a run has no option of its own for, each by its option"
+    names = recipe_only()
+    for k in kw:
+        if k in OPTIONS and k not in names: raise DynblocksError(f"Give `{k}` as its own option, not inside `{label}`.")
+        if k not in names: raise DynblocksError(f"`{label}` has no field {k!r:.80}; the recipe's fields: {', '.join(sorted(names))}.")
+    return {k: OPTIONS[k].check(v, f'{label}.{k}') for k, v in kw.items()}
+
 _O = Option
 OPTIONS = MappingProxyType({o.name: o for o in [
     # data

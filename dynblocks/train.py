@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/train.html.md"""
 
 # %% ../nbs/11_train.ipynb #98bc5fa2
 from __future__ import annotations
-import json, math, os, platform, socket, statistics, sys, time, warnings
+import json, os, platform, socket, statistics, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,8 +17,8 @@ from fastai.callback.progress import ProgressCallback
 from fastai.callback.mixup import MixUp, CutMix
 from fastai.learner import Learner
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import DynblocksError, WriteError, check_limit, atomic_write, check_room
-from .options import OPTIONS, option_fields, check_options, recipe_only, replacing
+from .core import DynblocksError, WriteError, atomic_write, check_room
+from .options import OPTIONS, option_fields, check_options, check_model_kw, check_recipe_kw, replacing
 from .dynamize import dyn_layers
 from .models import count_flops, create_model
 from .cifar import find_cifar10, sample_path, load_cifar10
@@ -36,37 +36,13 @@ import dynblocks.distributed  # noqa: F401  (adds `Learner.dyn_distrib_ctx`)
 __all__ = ['RUN_FILES', 'RunConfig', 'resolve_data', 'run_bytes', 'train_run']
 
 # %% ../nbs/11_train.ipynb #95010d99
-def _plain_kw(kw):
-    "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
-    def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
-    if not isinstance(kw, dict) or not all(isinstance(k, str) and k.isidentifier() for k in kw):
-        raise DynblocksError(f"`arch_kw` must map option names to values, got {kw!r}.")
-    out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
-    def plain(v): return ok(v) or (isinstance(v, (list, tuple)) and all(map(ok, v)))
-    bad = [k for k, v in out.items() if not (plain(v) or (k == 'dynamize' and isinstance(v, dict) and all(map(plain, v.values()))))]
-    if bad: raise DynblocksError(f"`arch_kw` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r}.")
-    for k, v in out.items(): check_limit(k, v, f'arch_kw.{k}')  # the ranges `load_model` checks too (`LIMITS`)
-    for k, v in out.get('dynamize', {}).items(): check_limit(k, v, f'arch_kw.dynamize.{k}')
-    for k in ('width', 'n_branches'):
-        if k in out: raise DynblocksError(f"Give `{k}` as its own option, not inside `arch_kw`.")
-    return out
-
-def _recipe_kw(kw):
-    "`kw` checked to be `Recipe` fields (not the ones `RunConfig` has a field for) as plain values"
-    if not isinstance(kw, dict): raise DynblocksError(f"`recipe_kw` must map `Recipe` fields to values, got {kw!r}.")
-    names = recipe_only()
-    for k, v in kw.items():
-        if k in OPTIONS and k not in names: raise DynblocksError(f"Give `{k}` as its own option, not inside `recipe_kw`.")
-        if k not in names: raise DynblocksError(f"`recipe_kw` has no field {k!r}; the recipe's fields: {', '.join(sorted(names))}.")
-    return {k: OPTIONS[k].check(v, f'recipe_kw.{k}') for k, v in kw.items()}
-
 @option_fields('run')
 class RunConfig:
     "One training run as plain data; `None` means the recipe's value (its fields: the options with a run default, `OPTIONS`)"
     def __post_init__(self):
         check_options(self, 'run')  # each option's type and range, from its one declaration
-        if self.arch_kw is not None: self.arch_kw = _plain_kw(self.arch_kw)
-        if self.recipe_kw is not None: self.recipe_kw = _recipe_kw(self.recipe_kw)
+        if self.arch_kw is not None: self.arch_kw = check_model_kw(self.arch_kw)
+        if self.recipe_kw is not None: self.recipe_kw = check_recipe_kw(self.recipe_kw)
         if self.mixup and self.cutmix: raise DynblocksError("MixUp and CutMix cannot both be on: choose --mixup or --cutmix.")
         self.resolved()  # the recipe and its overrides are checked now, not after the data is loaded
 
@@ -271,16 +247,22 @@ def _dls(cfg:RunConfig, r, data, say):
     return path, desc, cifar10_dls(arrays, bs=r.bs, aug=r.aug, stats=r.stats, valid=cfg.valid, n_train=n_train, n_valid=cfg.n_valid,
                                    seed=cfg.seed, download=cfg.data == 'cifar10')
 
-def _learner(cfg:RunConfig, r, dls, cbs, out, say):
-    "`dyn_learner` with the run's recipe, model options and callbacks; its CPU time estimate said as one line, not a warning"
-    extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
+@contextmanager
+def _estimates_as_lines(say):
+    "Inside: `dyn_learner`'s CPU time estimate (`SlowOnCPUWarning`) is said as one line by `say`, not warned; other warnings pass on"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always', SlowOnCPUWarning)
-        learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
-                            path=out or Path('.'), model_dir='.')
+        yield
     for w in caught:
         if issubclass(w.category, SlowOnCPUWarning): say(f"estimate: {str(w.message).split('; ')[0]}")
         else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+def _learner(cfg:RunConfig, r, dls, cbs, out, say):
+    "`dyn_learner` with the run's recipe, model options and callbacks; its CPU time estimate said as one line, not a warning"
+    extra = list(L(cbs)) + [BranchWeights()] + ([MixUp(cfg.mixup)] if cfg.mixup else []) + ([CutMix(cfg.cutmix)] if cfg.cutmix else [])
+    with _estimates_as_lines(say):
+        learn = dyn_learner(dls, recipe=r, seed=cfg.seed, model_kw=cfg.model_kw(), precision=cfg.precision, cbs=extra,
+                            path=out or Path('.'), model_dir='.')
     if not dyn_layers(learn.model): learn.remove_cbs(learn.branch_weights)
     return learn
 

@@ -154,6 +154,24 @@ def test_report002_readings_smoke(tmp_path):
     assert three['model_kw'] == {'widths': [32, 128, 256], 'stem': 16} and d['rows'][2]['params'] != d['rows'][0]['params']
     assert d['machine']['cpu'] and d['epochs'] == 1
 
+def test_report002_tune_record(tmp_path):
+    "bench/report002.py tune (issue 41): the study's trials, the best by validation loss, and where the report's choice ranks"
+    import optuna
+    st = optuna.create_study(study_name='s', storage=f'sqlite:///{tmp_path}/t.db')
+    D = optuna.distributions
+    dist = dict(opt=D.CategoricalDistribution(['sgd', 'adam']), lr=D.FloatDistribution(1e-5, 1e-2, log=True),
+                bs=D.CategoricalDistribution([8, 16, 32]))
+    for opt, lr, bs, v in [('sgd', 1e-2, 8, 1.2), ('adam', 3e-4, 16, 1.4), ('adam', 5e-3, 16, 1.3), ('adam', 2e-4, 32, 1.6)]:
+        st.add_trial(optuna.trial.create_trial(params=dict(opt=opt, lr=lr, bs=bs), distributions=dist, value=v))
+    (tmp_path/'load').write_text('0.5\n1.5\n1.0\n')
+    r = main_of('bench/report002.py', 'tune', f'sqlite:///{tmp_path}/t.db', '--study', 's', '--command', 'dynblocks tune ...',
+                '--fidelity', 'none', '--load', str(tmp_path/'load'), '--out', str(tmp_path/'t.json'))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    d = json.loads((tmp_path/'t.json').read_text())
+    assert d['best']['params'] == dict(opt='sgd', lr=1e-2, bs=8) and len(d['trials']) == 4
+    assert d['report_choice_rank'] == dict(rule=d['report_choice_rank']['rule'], rank=3, of=4)  # adam, 16, 3e-4: third by loss
+    assert d['load'] == dict(samples=3, load1_median=1.0, load1_max=1.5, every_s=60) and d['machine']['cpu']
+
 def test_pays_sentences():
     "bench/pays_text.py (the page's and the index's one builder): figures from the JSON, a missing arm named, no '-0.0'"
     sys.path.insert(0, str(ROOT/'bench'))

@@ -124,17 +124,23 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert len(heads) == 1 and len(rows) == 1 and re.fullmatch(r'\d\d:\d\d', rows[0].split()[-1]), out[-2000:]
     assert 'Warning' not in out and 'test accuracy:' in out, out[-2000:]
 
-def test_cpu_estimate_is_a_line_not_a_warning(monkeypatch, capsys):
-    "`dyn_learner`'s `SlowOnCPUWarning` becomes one line of the run's output"
+def test_cpu_estimate_is_a_line_not_a_warning():
+    "`train_run`'s learner: `dyn_learner`'s `SlowOnCPUWarning` becomes one line of the run's output, other warnings stay warnings"
     import warnings
-    import dynblocks.learner as dl
-    from dynblocks.train import RunConfig, train_run
-    monkeypatch.setattr(dl, 'SLOW_EPOCH', 0)  # every epoch is "slow"
-    with warnings.catch_warnings():
-        warnings.simplefilter('error', dl.SlowOnCPUWarning)
-        train_run(RunConfig(data='sample', n_train=200, n_valid=100, epochs=1, width=0.25), bars=False)
-    est = [l for l in capsys.readouterr().out.splitlines() if l.startswith('estimate: ')]
-    assert len(est) == 1 and 'per epoch of 200 images' in est[0] and 'cpu_note' not in est[0], est
+    from dynblocks.cifar import sample_path
+    from dynblocks.data import cifar10_dls
+    from dynblocks.learner import SlowOnCPUWarning, dyn_learner
+    from dynblocks.train import _estimates_as_lines
+    dls, lines = cifar10_dls(sample_path(), bs=64, seed=0, n_train=200, device='cpu'), []
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('error', SlowOnCPUWarning)  # one that escaped would raise here
+        warnings.simplefilter('always', UserWarning)
+        with _estimates_as_lines(lines.append):
+            dyn_learner(dls, 'dyn_tiny', model_kw=dict(width=0.25), cpu_note=0)  # every epoch counts as slow
+            warnings.warn('another', UserWarning)
+    assert len(lines) == 1 and lines[0].startswith('estimate: ') and 'per epoch of 200 images' in lines[0] \
+        and 'cpu_note' not in lines[0], lines
+    assert [str(o.message) for o in w if o.category is UserWarning] == ['another'], [str(o.message) for o in w]
 
 def test_fp16_and_bf16_are_one_setting():
     from dynblocks.cli import make_parser
