@@ -96,7 +96,8 @@ def tune(a):
         trials.append(dict(number=t.number, state=t.state.name, value=t.value, params=t.params,
                            seconds=None if t.datetime_complete is None or t.datetime_start is None
                            else round((t.datetime_complete - t.datetime_start).total_seconds(), 1),
-                           steps={str(k): v for k, v in t.intermediate_values.items()}))
+                           steps={str(k): v for k, v in t.intermediate_values.items()},
+                           last_loss=t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None))  # a pruned trial's too
     done = [t for t in trials if t['state'] == 'COMPLETE']
     best = min(done, key=lambda t: t['value']) if done else None
     rank = lambda pred: sorted([t['value'] for t in done]).index(min(t['value'] for t in done if pred(t))) + 1 if any(pred(t) for t in done) else None
@@ -105,7 +106,10 @@ def tune(a):
                fidelity=a.fidelity, load=_load(a.load), wall_s=_wall(st.trials), machine=__import__('dynblocks.measure', fromlist=['machine']).machine(), trials=trials,
                best=best, report_choice=dict(opt='adam', lr=3.7168e-4, bs=16),
                report_choice_rank=dict(rule='the best completed trial with Adam, batch 16 and lr in 1e-4..1e-3 (the neighbourhood of the report\'s choice)',
-                                       rank=rank(near), of=len(done)))
+                                       rank=rank(near), of=len(done)),
+               report_choice_ranks=dict(  # each of the report's three choices alone: the rank of the best completed trial that shares it
+                   opt=rank(lambda t: t['params']['opt'] == 'adam'), bs=rank(lambda t: t['params']['bs'] == 16),
+                   lr=rank(lambda t: 3.7168e-4/2 <= t['params']['lr'] <= 3.7168e-4*2), lr_rule='lr within a factor of 2 of 3.7e-4'))
     Path(a.out or TUNE).write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps(dict(best=best, rank=res['report_choice_rank']), indent=1))
 

@@ -170,6 +170,7 @@ def test_report002_tune_record(tmp_path):
     d = json.loads((tmp_path/'t.json').read_text())
     assert d['best']['params'] == dict(opt='sgd', lr=1e-2, bs=8) and len(d['trials']) == 4
     assert d['report_choice_rank'] == dict(rule=d['report_choice_rank']['rule'], rank=3, of=4)  # adam, 16, 3e-4: third by loss
+    assert {k: d['report_choice_ranks'][k] for k in ('opt', 'bs', 'lr')} == dict(opt=2, bs=2, lr=3)  # each choice alone
     assert d['load'] == dict(samples=3, load1_median=1.0, load1_max=1.5, every_s=60) and d['machine']['cpu']
 
 def test_pays_sentences():
