@@ -58,6 +58,11 @@ def time_ratio(a):
     "An arm's training seconds over the baseline's, seed by seed on the same machine and day (`summarize`'s `time_ratio`); None if unpaired"
     return (a.get('vs_baseline') or {}).get('time_ratio')
 
+def interval(iv):
+    "A paired difference and its interval in points, '+0.3 (−0.1 to +0.9)' (never '−0.0')"
+    p = lambda x: f"{round(x, 1) + 0.0:+.1f}".replace('-', '−')
+    return f"{p(iv[0])} ({p(iv[1])} to {p(iv[2])})"
+
 def rows(S):
     "One row per arm of a comparison's summary: the verdict table of the page and the README"
     ex, out = _exact(S), []
@@ -67,25 +72,36 @@ def rows(S):
         out.append({'arm': name, 'lr (chosen on validation)': a['lr'], 'seeds': a['n'],
                     **({f'{ex} %': _acc(a['acc'].get(ex))} if ex else {}), 'all 10k %': _acc(a['acc'].get('all')),
                     f"vs {S['baseline']}, all 10k (95 % interval)": '—' if vs is None else
-                        '{:+.1f} ({:+.1f} to {:+.1f})'.format(*vs['interval']['all']).replace('-', '−'),
+                        interval(vs['interval']['all']),
                     'training time': '—' if not a['train_s'] else f"{a['train_s']:.0f} s" + (f" ({time_ratio(a):.1f}×)" if time_ratio(a) else ""),
                     'latency b1': '—' if lat1[0] is None else f"{1e3*lat1[0]:.2f} ms",
                     'latency b64': '—' if lat64[0] is None else f"{1e3*lat64[0]:.0f} ms"})
     return out
 
-def headline(Ssp, Sx4=None):
-    "The verdict in one sentence, from the intervals: the dynamic arm the validation ranked first against the twin at each budget"
+def chosen(S, Ssp=None):
+    "The dynamic arm the validation ranked first: the study's own choice, or, for x4 (no sweep: it reuses the speedrun's lr), the speedrun study's"
+    if S is None: return None
+    b = S.get('best_dynamic_by_valid') or (Ssp or {}).get('best_dynamic_by_valid')
+    return b if b in S['arms'] else None
+
+def headline(Ssp, Sx4=None, results=None):
+    "The verdict in one sentence, from the intervals: the dynamic arm the validation ranked first against the twin at each budget (and, with `results`, against the twin given its seconds)"
     if Ssp is None: return "Not measured yet: `python bench/pays.py run --budget speedrun`."
+    from dynblocks.measure import verdict  # the library's sentence for a paired interval
     out = []
-    for S, at in ((Ssp, 'At the CPU speedrun budget'), (Sx4, 'at four times the passes')):
-        if S is None or not S.get('best_dynamic_by_valid'): continue
-        b = S['best_dynamic_by_valid']; a, t = S['arms'][b], S['arms'][S['baseline']]
+    for S, at, bud in ((Ssp, 'At the CPU speedrun budget', 'speedrun'), (Sx4, 'at four times the passes', 'x4')):
+        b = chosen(S, Ssp)
+        if b is None: continue
+        a, t = S['arms'][b], S['arms'][S['baseline']]
         if not a.get('vs_baseline'): continue
         v = a['vs_baseline']['verdict']['all']
         lat, tl = _lat(a)[0], _lat(t)[0]
-        out.append(f"{at} the dynamic arm the validation ranks first ({b}) is {v} against the static twin on all 10,000 test images"
+        eq = pair(results, bud, b, 'twin_time') if results is not None and 'twin_time' in S['arms'] else None
+        who = f"the dynamic arm the validation ranks first ({b})" if not out else f"the same arm ({b}, its lr from the speedrun's sweep)" if b == chosen(Ssp) else f"the arm its validation ranks first ({b})"
+        out.append(f"{at} {who} is {v} against the static twin on all 10,000 test images"
                    f" ({a['n']} and {t['n']} seeds)" + (f", at {time_ratio(a):.1f}× its training time" if time_ratio(a) else "")
                    + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else "")
+                   + (f", and {verdict(*eq)} against the twin given its seconds" if eq else "")
                    + ("" if S.get('complete') else f" (a study in progress: {S['runs']} of its {S['total']} runs done)"))
     if not out: return "Not measured yet."
     text = '; '.join(out) + '.'

@@ -184,6 +184,19 @@ def test_pays_sentences():
         "fastai's xresnet18 has not run at this budget.")
     assert pts(-0.0004) == '+0.0' and pts(0.012) == '+1.2' and pts(-0.012) == '-1.2'
 
+def test_pays_headline_covers_x4():
+    "x4 has no sweep (it reuses the speedrun's lr): its dynamic arm is the speedrun validation's choice, and the headline speaks of it"
+    sys.path.insert(0, str(ROOT/'bench'))
+    from pays_text import chosen, headline
+    arm = lambda d, lo, hi: {'n': 5, 'vs_baseline': {'verdict': {'all': f"{d:+.1f} points"}, 'time_ratio': 1.3}, 'latency': None}
+    sp = {'best_dynamic_by_valid': 'best', 'baseline': 'twin', 'complete': True, 'arms': {'twin': {'n': 5}, 'best': arm(-.1, -.6, .5)}}
+    x4 = {'best_dynamic_by_valid': None, 'baseline': 'twin', 'complete': False, 'runs': 13, 'total': 23, 'arms': {'twin': {'n': 5}, 'best': arm(.3, -.1, .9)}}
+    assert chosen(x4, sp) == 'best' and chosen(x4) is None and chosen(sp) == 'best' and chosen(None, sp) is None
+    assert chosen({**x4, 'arms': {'twin': {}}}, sp) is None  # the speedrun's choice did not run at x4
+    h = headline(sp, x4)
+    assert h.startswith("At the CPU speedrun budget the dynamic arm the validation ranks first (best) is -0.1 points") and \
+        "at four times the passes the same arm (best, its lr from the speedrun's sweep) is +0.3 points" in h and "13 of its 23 runs" in h, h
+
 def test_no_script_hides_a_package(monkeypatch):
     "A script in bench/ or tools/ named like an installed module (bench/onnx.py once was) hides it wherever that folder is on the path"
     import importlib.util
