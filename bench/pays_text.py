@@ -4,11 +4,12 @@ One builder for the study's page (`nbs/20_pays.ipynb`) and the index (`nbs/index
 the two never say different things about the same runs. Each function takes the study's JSON as loaded (`P`).
 """
 from __future__ import annotations
+from dynblocks.measure import signed  # the one way the pages print a difference
 
 def pct(x): return f"{100*x:.1f}"
 def pts(x):
-    "A difference of accuracies in points, signed ('+0.0', never '-0.0')"
-    return f"{round(100*x, 1) + 0.0:+.1f}"
+    "A difference of accuracies (fractions) in points, as `signed` prints it"
+    return signed(100*x)
 def spread(s):
     "A summary statistic as 'mean % (min–max)'"
     return f"{pct(s['mean'])} % ({pct(s['min'])}–{pct(s['max'])})"
@@ -59,9 +60,8 @@ def time_ratio(a):
     return (a.get('vs_baseline') or {}).get('time_ratio')
 
 def interval(iv):
-    "A paired difference and its interval in points, '+0.3 (−0.1 to +0.9)' (never '−0.0')"
-    p = lambda x: f"{round(x, 1) + 0.0:+.1f}".replace('-', '−')
-    return f"{p(iv[0])} ({p(iv[1])} to {p(iv[2])})"
+    "A paired difference and its interval in points, '+0.3 (−0.1 to +0.9)', each figure as `signed` prints it"
+    return f"{signed(iv[0])} ({signed(iv[1])} to {signed(iv[2])})"
 
 def rows(S):
     "One row per arm of a comparison's summary: the verdict table of the page and the README"

@@ -202,6 +202,25 @@ def flip_accs(runs):
     return [a for a in map(flip_acc, [r for r in runs if not r['loaded']]) if a is not None]
 
 
+def recipe_since(sr, results=RESULTS):
+    "A sentence when the speedrun file `sr` measured `cpu10` before it took what `cpu10-choice` chose (lr, init), else None"
+    f = Path(results)/'cpu10-choice'
+    if not (f/'summary.json').exists(): return None
+    from dynblocks.recipes import recipe
+    C, r = json.loads((f/'summary.json').read_text()), recipe('cpu10')
+    base = next(a for a in C['config']['arms'] if a['name'] == C['baseline'])
+    old, new = (round(C['arms'][C['baseline']]['lr'], 6), base['model_kw'].get('init')), (round(r.lr, 6), r.arch_kw.get('init'))
+    day = max(json.loads(l)['finished'] for l in (f/'results.jsonl').read_text().splitlines() if l.strip())[:10]
+    if old == new or sr['machine']['date'] > day: return None
+    won = next((a['name'] for a in C['config']['arms'] if (round(C['arms'][a['name']]['lr'], 6), a['model_kw'].get('init')) == new), None)
+    ex = next(k for k in C['subsets'] if k.startswith('exact'))
+    acc = C['arms'][won]['acc'][ex] if won else None
+    return (f"measured before `cpu10` took lr {r.lr:g} and the {new[1] or 'default'} init on {day} (it trained with lr {old[0]:g} and "
+            f"{old[1] or 'PyTorch' + chr(39) + 's default'} init)" + (f"; the recipe as it is now, {len(acc)} seeds at the same budget: "
+            f"{statistics.mean(acc):.1f} % on the exact 1k with its TTA (Benchmarks: `cpu10` through the same lens)" if acc else '')
+            + "; its speedrun re-run is next")
+
+
 def _idea_summaries(runs):
     "Each arm's `_summary`, with its accuracy under flip TTA whatever TTA its runs used (the recipe's may be multi-crop)"
     out = {k: _summary([r for r in runs if r['arm'] == k]) for k in IDEAS if any(r['arm'] == k for r in runs)}

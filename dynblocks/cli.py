@@ -259,6 +259,9 @@ def _compare(args):
     for name, a in s['arms'].items():
         if 'vs_baseline' in a: print(f"{name} vs {s['baseline']} ({s['main']} test images): {a['vs_baseline']['verdict'][s['main']]}")
     if s['best_dynamic_by_valid']: print(f"the dynamic arm the validation ranks first: {s['best_dynamic_by_valid']}")
+    for name, a in s['arms'].items():
+        if a.get('lr_edge'): print(f"{name}: its sweep chose its {a['lr_edge']} lr factor, so its best lr may lie beyond the sweep: "
+                                   "a comparison with a wider --lr-factors would tell")
     print(f"{s['runs']} of {s['total']} runs done; {Path(args.out)/'summary.json'}, {Path(args.out)/'pareto.png'}")
 
 def _export(args):

@@ -195,6 +195,13 @@ def _subsets(n:int, exact:int|None) -> dict:
     if exact is None or exact >= n: return {'all': slice(0, n)}
     return {f'exact {exact}': slice(0, exact), f'other {n - exact}': slice(exact, n), 'all': slice(0, n)}
 
+def _sweep_edge(sweep:list, lr:float|None) -> str|None:
+    "'largest' or 'smallest' when the sweep chose its largest or smallest factor (the best lr may lie beyond it), else None"
+    if lr is None or len(sweep) < 2: return None
+    fs = sorted(r['factor'] for r in sweep)
+    f = next(r['factor'] for r in sweep if r['lr'] == lr)
+    return 'largest' if f == fs[-1] else 'smallest' if f == fs[0] else None
+
 def _time_ratio(rs:list, base:list) -> dict:
     "Training seconds against the baseline's, paired by seed on the same machine and day (a CPU's speed changes between days)"
     def clean(x): return {r['seed']: r for r in x if not r['loaded'] and not r.get('resumed_from')}
@@ -225,6 +232,7 @@ def summarize(folder:str|Path,  # a comparison's folder
         arms[a.name] = dict(
             what=a.what, arch=a.arch, time_of=_source(cfg, a, done) if a.time_of else None, lr=lr, valid_score=vscore, n=len(rs), n_clean=len(clean),
             seeds=[r['seed'] for r in rs], sweep=[dict(factor=r['factor'], lr=r['lr'], valid=r['acc_tta'] if r['acc_tta'] is not None else r['acc']) for r in sweep],
+            lr_edge=_sweep_edge(sweep, lr),
             acc={k: [round(100*float(C[i, sl].mean()), 3) for i in range(len(C))] for k, sl in subsets.items()} if C is not None else {},
             train_s=statistics.median([r['train_s'] for r in clean]) if clean else None,
             run_s=statistics.median([r['run_s'] for r in clean]) if clean else None,

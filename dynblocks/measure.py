@@ -13,7 +13,8 @@ from .core import DynblocksError
 # torch is imported inside the functions that need it: `dynblocks compare --help` reads this module's callers
 
 # %% auto #0
-__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'latency', 'paired_interval', 'verdict']
+__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'latency', 'paired_interval', 'signed',
+           'verdict']
 
 # %% ../nbs/12a_measure.ipynb #f1cbf620
 def cpu_busy() -> float:
@@ -151,11 +152,15 @@ def paired_interval(a:np.ndarray,  # arm A: right or wrong per (seed, image), sh
     q = (1 - level)/2
     return 100*float(a.mean() - b.mean()), 100*float(np.quantile(d, q)), 100*float(np.quantile(d, 1 - q))
 
+def signed(x:float,  # a difference, in points
+          ) -> str:
+    "A difference as the pages print it: signed, one decimal, a true minus ('+0.3', '−1.2', '+0.0'); two decimals where one would hide its sign ('−0.02')"
+    return (f"{round(x, 1) + 0.0:+.1f}" if round(x, 1) != 0 or x == 0 else f"{x:+.2f}").replace('-', '−')
+
 def verdict(diff:float,  # mean difference in points
             lo:float,  # lower end of its interval
             hi:float,  # upper end
            ) -> str:
     "The sentence an interval supports: a measurable gain or loss only if the whole interval is on one side of zero"
-    p = lambda x: f"{x:+.1f}".replace('+0.0', '0.0').replace('-0.0', '0.0').replace('-', '−')
     what = 'a measurable gain' if lo > 0 else 'a measurable loss' if hi < 0 else 'no measurable difference'
-    return f"{p(diff)} points, 95 % interval {p(lo)} to {p(hi)}: {what}"
+    return f"{signed(diff)} points, 95 % interval {signed(lo)} to {signed(hi)}: {what}"

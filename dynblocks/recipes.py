@@ -99,15 +99,17 @@ _RECIPES = {r.name: r for r in [
     Recipe('fast94', 'dyn_fast', source='airbench', lib='fastai', opt='nesterov', lr=0.4, mom=0.9, wd=5e-4, schedule='one_cycle',
            epochs=10, bs=1024, pct_start=0.25, ls=0.2, aug='airbench', precision='fp16', ema=0.99, tta='flip',
            notes='Untuned starting point for a GPU: tuning to 94 % belongs to the benchmarks (GPU runs pending).'),
-    Recipe('cpu10', 'dyn_cpu', source='dynblocks', lib='fastai', opt='nesterov', lr=0.2, mom=0.9, wd=5e-4, schedule='one_cycle',
+    Recipe('cpu10', 'dyn_cpu', source='dynblocks', lib='fastai', opt='nesterov', lr=0.3, mom=0.9, wd=5e-4, schedule='one_cycle',
            epochs=10, bs=256, pct_start=0.25, ls=0.2, aug='flip_shift', tta='flip_shift', budget=600,
-           arch_kw={'n_branches': 1, 'norm': 'branch', 'act': 'branch'},
+           arch_kw={'n_branches': 1, 'norm': 'branch', 'act': 'branch', 'init': 'dirac'},
            notes="The 10-minute CPU speedrun (bench/speedrun.py): ten minutes from launch to exit, the passes over all "
                  "50,000 training images planned from the measured speed (`epochs` only with `--budget 0`). The net is "
                  "`dyn_cpu` with one branch per block, its static twin: at this budget the twin wins (the 'Does the "
                  "dynamic block pay?' page; the twin pinned as measured: BatchNorm and GELU in the branch; "
                  "`--n-branches 2 --arch-kw '{\"norm\": \"after\", \"act\": \"after\"}'` trains the presets' dynamic block). "
-                 "Multi-crop TTA (6 views, airbench's): its paired gain over flip TTA is on the Benchmarks page."),
+                 "Multi-crop TTA (6 views, airbench's): its paired gain over flip TTA is on the Benchmarks page. lr 0.3 and the "
+                 "identity (Dirac) init chosen on held-out images with `dynblocks compare` (bench/results/cpu10-choice/: "
+                 "Benchmarks, 'cpu10 through the same lens')."),
 ]}
 
 def _fastai_variant(r):

@@ -174,28 +174,29 @@ def test_report002_tune_record(tmp_path):
     assert d['load'] == dict(samples=3, load1_median=1.0, load1_max=1.5, every_s=60) and d['machine']['cpu']
 
 def test_pays_sentences():
-    "bench/pays_text.py (the page's and the index's one builder): figures from the JSON, a missing arm named, no '-0.0'"
+    "bench/pays_text.py (the page's and the index's one builder): figures from the JSON, a missing arm named, no sign hidden by rounding"
     sys.path.insert(0, str(ROOT/'bench'))
     from pays_text import against, pts
     s = lambda m, t: {'acc_tta': {'mean': m, 'min': m - .01, 'max': m + .01}, 'train_s': {'mean': t}, 'n': 3}
     P = {'summary': {'x4': {'sigmoid': s(.908, 1159.), 'twin_lr': s(.9084, 699.)}}, 'verdict': {'x4': {'best_dynamic': 'sigmoid'}}}
     assert against(P, 'x4', [('twin_lr', 'the twin'), ('xresnet18', "fastai's xresnet18")]) == (
-        "The twin reaches 90.8 % (89.8–91.8) over 3 seeds in 699 s (+0.0 points for sigmoid, which trains 1.7× as long); "
+        "The twin reaches 90.8 % (89.8–91.8) over 3 seeds in 699 s (−0.04 points for sigmoid, which trains 1.7× as long); "
         "fastai's xresnet18 has not run at this budget.")
-    assert pts(-0.0004) == '+0.0' and pts(0.012) == '+1.2' and pts(-0.012) == '-1.2'
+    assert pts(0) == '+0.0' and pts(0.012) == '+1.2' and pts(-0.012) == '−1.2' and pts(-0.0004) == '−0.04'  # `signed`: a sign never hidden
 
 def test_pays_headline_covers_x4():
     "x4 has no sweep (it reuses the speedrun's lr): its dynamic arm is the speedrun validation's choice, and the headline speaks of it"
     sys.path.insert(0, str(ROOT/'bench'))
     from pays_text import chosen, headline
-    arm = lambda d, lo, hi: {'n': 5, 'vs_baseline': {'verdict': {'all': f"{d:+.1f} points"}, 'time_ratio': 1.3}, 'latency': None}
+    from dynblocks.measure import verdict
+    arm = lambda d, lo, hi: {'n': 5, 'vs_baseline': {'verdict': {'all': verdict(d, lo, hi)}, 'time_ratio': 1.3}, 'latency': None}
     sp = {'best_dynamic_by_valid': 'best', 'baseline': 'twin', 'complete': True, 'arms': {'twin': {'n': 5}, 'best': arm(-.1, -.6, .5)}}
     x4 = {'best_dynamic_by_valid': None, 'baseline': 'twin', 'complete': False, 'runs': 13, 'total': 23, 'arms': {'twin': {'n': 5}, 'best': arm(.3, -.1, .9)}}
     assert chosen(x4, sp) == 'best' and chosen(x4) is None and chosen(sp) == 'best' and chosen(None, sp) is None
     assert chosen({**x4, 'arms': {'twin': {}}}, sp) is None  # the speedrun's choice did not run at x4
     h = headline(sp, x4)
-    assert h.startswith("At the CPU speedrun budget the dynamic arm the validation ranks first (best) is -0.1 points") and \
-        "at four times the passes the same arm (best, its lr from the speedrun's sweep) is +0.3 points" in h and "13 of its 23 runs" in h, h
+    assert h.startswith("At the CPU speedrun budget the dynamic arm the validation ranks first (best) is −0.1 points, 95 % interval −0.6 to +0.5") and \
+        "at four times the passes the same arm (best, its lr from the speedrun's sweep) is +0.3 points, 95 % interval −0.1 to +0.9" in h and "13 of its 23 runs" in h, h
 
 def test_no_script_hides_a_package(monkeypatch):
     "A script in bench/ or tools/ named like an installed module (bench/onnx.py once was) hides it wherever that folder is on the path"

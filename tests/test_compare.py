@@ -38,6 +38,8 @@ def test_killed_then_resumed(tmp_path):
         lat = s['arms'][a]['latency']
         assert set(lat['eager']) == set(lat['onnx']) == {'1', '64'} and all(x > 0 for x in lat['eager'].values()), lat
         assert s['arms'][a]['lr'] in [x['lr'] for x in s['arms'][a]['sweep']]  # chosen from its own sweep
+        edge = 'largest' if s['arms'][a]['lr'] == max(x['lr'] for x in s['arms'][a]['sweep']) else 'smallest'
+        assert s['arms'][a]['lr_edge'] == edge and f"{a}: its sweep chose its {edge} lr factor" in r.stdout  # two factors: always an edge
     assert s['arms']['tiny_dyn']['latency']['impl']['1'] in ('fused', 'aggregate')
     assert (out/'pareto.png').stat().st_size > 10_000
     assert 'tiny_dyn vs tiny (all test images): ' in r.stdout and 'runs done' in r.stdout, r.stdout
@@ -73,14 +75,14 @@ def test_two_workers_share_one_comparison(tmp_path):
 def test_interval_is_paired_over_images():
     "Two runs that differ on 50 of 5,000 images: the paired interval is that narrow; resampling the arms' images apart would be ~5× wider"
     import numpy as np
-    from dynblocks.measure import paired_interval, verdict
+    from dynblocks.measure import paired_interval, verdict, signed
     rng = np.random.default_rng(0)
     A = rng.random((1, 5000)) < 0.8
     B = A.copy(); B[0, :50] = ~B[0, :50]
     d, lo, hi = paired_interval(A, B)
     assert abs(d - 100*(A.mean() - B.mean())) < 1e-4 and lo < d < hi and hi - lo < 0.8, (d, lo, hi)
     assert paired_interval(A, A) == (0., 0., 0.)
-    assert verdict(d, lo, hi).startswith(f"{d:+.1f}".replace('-', '−'))
+    assert verdict(d, lo, hi).startswith(signed(d) + " points, 95 % interval ")
 
 def test_only_takes_the_kinds_of_run_a_comparison_has():
     "`dynblocks compare --only` offers exactly the kinds of run `dynblocks.compare` knows, and a worker refuses any other"
