@@ -4,7 +4,7 @@ One builder for the study's page (`nbs/20_pays.ipynb`) and the index (`nbs/index
 the two never say different things about the same runs. Each function takes the study's JSON as loaded (`P`).
 """
 from __future__ import annotations
-from dynblocks.measure import signed  # the one way the pages print a difference
+from dynblocks.measure import signed, verdict  # the one way the pages print a difference, and the sentence an interval supports
 
 def pct(x): return f"{100*x:.1f}"
 def pts(x):
@@ -87,7 +87,6 @@ def chosen(S, Ssp=None):
 def headline(Ssp, Sx4=None, results=None):
     "The verdict in one sentence, from the intervals: the dynamic arm the validation ranked first against the twin at each budget (and, with `results`, against the twin given its seconds)"
     if Ssp is None: return "Not measured yet: `python bench/pays.py run --budget speedrun`."
-    from dynblocks.measure import verdict  # the library's sentence for a paired interval
     out = []
     for S, at, bud in ((Ssp, 'At the CPU speedrun budget', 'speedrun'), (Sx4, 'at four times the passes', 'x4')):
         b = chosen(S, Ssp)
