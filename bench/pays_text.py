@@ -1,7 +1,8 @@
-"""The sentences the docs build from `bench/results/pays-cpu.json` (`bench/pays.py`'s study).
+"""The sentences the docs build from `bench/results/pays-cpu.json` (`bench/pays.py`'s study) and from the re-run's summaries.
 
 One builder for the study's page (`nbs/20_pays.ipynb`) and the index (`nbs/index.ipynb`, hence the README), so that
-the two never say different things about the same runs. Each function takes the study's JSON as loaded (`P`).
+the two never say different things about the same runs. Each function takes the study's JSON as loaded (`P`), or a
+comparison's summary (`S`, from `dynblocks.compare.summarize`): no figure here is computed from `results.jsonl` itself.
 """
 from __future__ import annotations
 from dynblocks.measure import signed, verdict  # the one way the pages print a difference, and the sentence an interval supports
@@ -84,8 +85,8 @@ def chosen(S, Ssp=None):
     b = S.get('best_dynamic_by_valid') or (Ssp or {}).get('best_dynamic_by_valid')
     return b if b in S['arms'] else None
 
-def headline(Ssp, Sx4=None, results=None):
-    "The verdict in one sentence, from the intervals: the dynamic arm the validation ranked first against the twin at each budget (and, with `results`, against the twin given its seconds)"
+def headline(Ssp, Sx4=None):
+    "The verdict in one sentence, from the summaries' intervals: the dynamic arm the validation ranked first against the twin at each budget, and against the twin given its seconds"
     if Ssp is None: return "Not measured yet: `python bench/pays.py run --budget speedrun`."
     out = []
     for S, at, bud in ((Ssp, 'At the CPU speedrun budget', 'speedrun'), (Sx4, 'at four times the passes', 'x4')):
@@ -95,23 +96,20 @@ def headline(Ssp, Sx4=None, results=None):
         if not a.get('vs_baseline'): continue
         v = a['vs_baseline']['verdict']['all']
         lat, tl = _lat(a)[0], _lat(t)[0]
-        eq = pair(results, bud, b, 'twin_time') if results is not None and 'twin_time' in S['arms'] else None
+        eq = equal_time(S, b)
         who = f"the dynamic arm the validation ranks first ({b})" if not out else f"the same arm ({b}, its lr from the speedrun's sweep)" if b == chosen(Ssp) else f"the arm its validation ranks first ({b})"
         out.append(f"{at} {who} is {v} against the static twin on all 10,000 test images"
                    f" ({a['n']} and {t['n']} seeds)" + (f", at {time_ratio(a):.1f}× its training time" if time_ratio(a) else "")
                    + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else "")
-                   + (f", and {verdict(*eq)} against the twin given its seconds" if eq else "")
+                   + (f", and {verdict(*eq, S.get('level', 0.95))} against the twin given its seconds" if eq else "")
                    + ("" if S.get('complete') else f" (a study in progress: {S['runs']} of its {S['total']} runs done)"))
     if not out: return "Not measured yet."
     text = '; '.join(out) + '.'
     return text[0].upper() + text[1:]
 
-def pair(results, budget, a, b):
-    "(difference, lower, upper) in points of arm `a` against arm `b` of the comparison of `budget`, paired on the same test images"
-    import numpy as np
-    from dynblocks.measure import paired_interval, unpack
-    f = Path(results)/'pays'/budget/'results.jsonl'
-    rs = [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
-    C = {k: [unpack(r['correct'], r['n_test']) for r in rs if r['kind'] == 'final' and r['arm'] == k] for k in (a, b)}
-    if not (C[a] and C[b]): return None
-    return paired_interval(np.stack(C[a]), np.stack(C[b]))
+def equal_time(S, arm, derived='twin_time'):
+    "(difference, lower, upper) in points of `arm` against the arm given its seconds (`derived`), from the summary's own pairing, or None"
+    v = (S['arms'].get(derived) or {}).get('vs_source')
+    if not v or v['source'] != arm: return None
+    d, lo, hi = v['interval']['all']
+    return -d, -hi, -lo  # the summary pairs the derived arm against its source: turned around

@@ -210,7 +210,8 @@ def recipe_since(sr, results=RESULTS):
     C, r = json.loads((f/'summary.json').read_text()), recipe('cpu10')
     base = next(a for a in C['config']['arms'] if a['name'] == C['baseline'])
     old, new = (round(C['arms'][C['baseline']]['lr'], 6), base['model_kw'].get('init')), (round(r.lr, 6), r.arch_kw.get('init'))
-    day = max(json.loads(l)['finished'] for l in (f/'results.jsonl').read_text().splitlines() if l.strip())[:10]
+    from dynblocks.compare import read_results
+    day = max(r['finished'] for r in read_results(f)[0].values())[:10]  # the library's reader: whole records, superseded ones dropped
     if old == new or sr['machine']['date'] > day: return None
     won = next((a['name'] for a in C['config']['arms'] if (round(C['arms'][a['name']]['lr'], 6), a['model_kw'].get('init')) == new), None)
     ex = next(k for k in C['subsets'] if k.startswith('exact'))

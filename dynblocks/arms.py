@@ -6,13 +6,15 @@ Docs: https://dynblocks.github.io/dynblocks/arms.html.md"""
 
 # %% ../nbs/13a_arms.ipynb #3b0746c9
 from __future__ import annotations
-import json
+import json, math
 from dataclasses import dataclass, asdict, field, fields, replace
+import numpy as np
 from .core import DynblocksError, check_num, unknown
+from .measure import paired_interval, look_level, decide, unpack
 # no torch here: the command line reads `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait
 
 # %% auto #0
-__all__ = ['BEST_VALID', 'Arm', 'CompareConfig', 'jobs']
+__all__ = ['BEST_VALID', 'Arm', 'CompareConfig', 'sweep_score', 'sweep_best', 'sweep_factors', 'settled', 'seeds_now', 'jobs']
 
 # %% ../nbs/13a_arms.ipynb #134caf63
 BEST_VALID = 'best_valid'  # `Arm.time_of` naming no arm but the dynamic arm the validation ranks first (known once the sweeps are done)
@@ -72,7 +74,9 @@ class CompareConfig:
     exact:int|None = None  # the first `exact` test images are exact copies: scored apart from the rest (e.g. JPEG copies)
     latency:bool = True  # measure each arm's inference latency at batch 1 and 64, PyTorch and ONNX Runtime
     max_other:float|None = None  # before each run, wait until other processes use fewer cores than this; a run beside more is marked loaded
-    bootstrap:int = 2000  # resamples of the bootstrap interval
+    extend:int = 3  # a sweep that chose its largest (smallest) factor gets one more beyond it, a geometric step, at most this many times
+    max_seeds:int|None = None  # sequential: after `seeds`, add one seed per round up to this many, until every arm's interval settles
+    margin:float|None = None  # with `max_seeds`: an interval inside ±`margin` points also settles (equivalence), e.g. 0.5
 
     def __post_init__(self):
         self.arms = [a if isinstance(a, Arm) else Arm(**a) for a in self.arms]
@@ -92,7 +96,13 @@ class CompareConfig:
         if self.seconds is not None: check_num(self.seconds, 'seconds', 1)
         if not self.lr_factors or not all(isinstance(f, (int, float)) and f > 0 for f in self.lr_factors):
             raise DynblocksError(f"`lr_factors` must be numbers > 0, got {self.lr_factors!r:.80}.")
-        check_num(self.sweep, 'sweep', 0.01, 1); check_num(self.valid, 'valid', 0.01, 0.5); check_num(self.bootstrap, 'bootstrap', 100, 100_000, whole=True)
+        check_num(self.sweep, 'sweep', 0.01, 1); check_num(self.valid, 'valid', 0.01, 0.5); check_num(self.extend, 'extend', 0, 10, whole=True)
+        if self.max_seeds is not None:
+            check_num(self.max_seeds, 'max_seeds', len(self.seeds), 1000, whole=True)
+            if len(self.seeds) < 2: raise DynblocksError("A sequential comparison (`max_seeds`) starts with at least 2 seeds: the seeds' noise needs two to be seen.")
+        if self.margin is not None:
+            if self.max_seeds is None: raise DynblocksError("`margin` settles a sequential comparison: give `max_seeds` too.")
+            check_num(self.margin, 'margin', 0, ends='(]')
         if self.exact is not None: check_num(self.exact, 'exact', 1, whole=True)
         if self.max_other is not None: check_num(self.max_other, 'max_other', 0)
 
@@ -108,6 +118,19 @@ class CompareConfig:
         d['arms'] = [{k: v for k, v in asdict(a).items() if v not in (None, '')} for a in self.arms]
         return d
 
+    @property
+    def level(self) -> float:
+        "The coverage of each interval: 95 %, or, in a sequential comparison, 95 % spent over its planned looks (`look_level`)"
+        return 0.95 if self.max_seeds is None else look_level(0.95, self.max_seeds - len(self.seeds) + 1)
+
+    @classmethod
+    def from_dict(cls, d:dict):
+        "A comparison from what `compare.json` holds, also as older versions wrote it (their sweeps were not extended)"
+        d = dict(d)
+        d.pop('bootstrap', None)  # the interval is no longer a bootstrap
+        d.setdefault('extend', 0)  # what an older comparison meant: its sweep as given
+        return cls(**d)
+
 # %% ../nbs/13a_arms.ipynb #c024b022
 def _sweep_id(cfg:CompareConfig, a:Arm, f:float) -> str:
     first = next(b for b in cfg.arms if b.key() == a.key() and b.lr is None)  # arms that train alike share one sweep
@@ -115,23 +138,76 @@ def _sweep_id(cfg:CompareConfig, a:Arm, f:float) -> str:
 
 _KINDS = ('sweep', 'final', 'latency')  # the kinds of run in a comparison, in the order they are run
 
+def sweep_score(r:dict) -> float:
+    "A sweep run's held-out accuracy (with its TTA where it had one)"
+    return r['acc_tta'] if r['acc_tta'] is not None else r['acc']
+
+def sweep_best(rows:list) -> dict:
+    "The sweep run with the best held-out accuracy; ties go to the factor nearest 1"
+    return max(rows, key=lambda r: (round(sweep_score(r), 6), -abs(math.log(r['factor']))))
+
+def sweep_factors(cfg:CompareConfig,  # the comparison
+                  a:Arm,  # one of its arms (with no `lr` of its own)
+                  done:dict,  # its finished runs by id
+                 ) -> tuple:
+    "(the factors of `a`'s sweep so far, whether it stopped at an edge because of the cap): extended a geometric step past an edge it chose"
+    fs = sorted(cfg.lr_factors)
+    for k in range(cfg.extend + 1):
+        rows = [done.get(_sweep_id(cfg, a, f)) for f in fs]
+        if None in rows or len(fs) < 2: return fs, False
+        f = sweep_best(rows)['factor']
+        if fs[0] < f < fs[-1]: return fs, False
+        if k == cfg.extend: return fs, True
+        fs = fs + [round(fs[-1]**2/fs[-2], 6)] if f == fs[-1] else [round(fs[0]**2/fs[1], 6)] + fs
+    return fs, False
+
+def _stack(cfg:CompareConfig, done:dict, arm:str, seeds:list) -> np.ndarray:
+    "Right or wrong per (seed, test image) of `arm`'s final runs at `seeds`, in that order"
+    rs = [done[f"final/{arm}/s{s}"] for s in seeds]
+    return np.stack([unpack(r['correct'], r['n_test']) for r in rs])
+
+def settled(cfg:CompareConfig,  # the comparison
+            done:dict,  # its finished runs by id
+            seeds:list,  # the seeds every arm has finished
+           ) -> bool:
+    "Whether every arm's interval against the baseline (all test images, at `cfg.level`) excludes zero or lies inside ±`margin`"
+    B = _stack(cfg, done, cfg.baseline, seeds)
+    for a in cfg.arms:
+        if a.name == cfg.baseline: continue
+        _, lo, hi = paired_interval(_stack(cfg, done, a.name, seeds), B, cfg.level)
+        if decide(lo, hi, cfg.margin) is None: return False
+    return True
+
+def seeds_now(cfg:CompareConfig,  # the comparison
+              done:dict,  # its finished runs by id
+             ) -> list:
+    "The seeds of the final runs so far: `cfg.seeds`, then (sequential) one more per round while the intervals are unsettled, up to `max_seeds`"
+    seeds = list(cfg.seeds)
+    if cfg.max_seeds is None: return seeds
+    while len(seeds) < cfg.max_seeds:
+        if not all(f"final/{a.name}/s{s}" in done for a in cfg.arms for s in seeds) or settled(cfg, done, seeds): break
+        seeds.append(max(seeds) + 1)
+    return seeds
+
 def jobs(cfg:CompareConfig,  # the comparison
+         done:dict|None=None,  # its finished runs by id (the sweeps' extensions and a sequential comparison's seeds follow them)
         ) -> list:
     "The runs of a comparison in order, each `{'id', 'kind', 'arm', 'seed', 'factor', 'after'}` (`after`: the runs it waits for)"
-    out, seen = [], set()
+    done, out, seen = done or {}, [], set()
+    factors = {a.name: sweep_factors(cfg, a, done)[0] for a in cfg.arms if a.lr is None}
     for a in cfg.arms:
         if a.lr is not None: continue
-        for f in cfg.lr_factors:
+        for f in factors[a.name]:
             i = _sweep_id(cfg, a, f)
             if i not in seen: seen.add(i); out.append(dict(id=i, kind='sweep', arm=i.split('/')[1], seed=cfg.sweep_seed, factor=f, after=[]))
-    for s in cfg.seeds:
+    seeds = seeds_now(cfg, done)
+    for s in seeds:
         for a in cfg.arms:
-            after = [] if a.lr is not None else [_sweep_id(cfg, a, f) for f in cfg.lr_factors]
+            after = [] if a.lr is not None else [_sweep_id(cfg, a, f) for f in factors[a.name]]
             if a.time_of == BEST_VALID: after = list(dict.fromkeys(after + [j['id'] for j in out if j['kind'] == 'sweep']))  # then the arm they rank first
             elif a.time_of: after.append(f"final/{a.time_of}/s{s}")
             out.append(dict(id=f"final/{a.name}/s{s}", kind='final', arm=a.name, seed=s, factor=None, after=after))
-    if cfg.latency:
-        for a in cfg.arms:
-            if a.time_of is None: out.append(dict(id=f"latency/{a.name}", kind='latency', arm=a.name, seed=cfg.seeds[0], factor=None,
-                                                  after=[f"final/{a.name}/s{cfg.seeds[0]}"]))
+    if cfg.latency:  # every trained arm timed side by side in one process (`latencies`), on models of the first seed
+        out.append(dict(id='latency', kind='latency', arm=None, seed=seeds[0], factor=None,
+                        after=[f"final/{a.name}/s{seeds[0]}" for a in cfg.arms if a.time_of is None]))
     return out

@@ -76,10 +76,11 @@ def make_parser() -> argparse.ArgumentParser:
                     "by another worker on a shared disk)")
     co.add_argument('--arms', default=None, help='a JSON file with a list of arms, each {"name", "arch", "model_kw", "recipe", '
                     '"recipe_kw", "time_of", "what"}')
-    co.add_argument('--arch', default=None, help="the A/B of one network: NAME (e.g. torchvision:resnet18, dyn_cpu) against its "
-                    "dynamized copy (instead of --arms)")
-    co.add_argument('--dynamize', type=_json_object, default=None, help="the copy's `dynamize` options (default: {\"n_branches\": 2})")
-    co.add_argument('--equal-time', action='store_true', help="a third arm: NAME given the seconds its dynamized copy took")
+    co.add_argument('--arch', default=None, help="the A/B of one network (instead of --arms): a dynblocks net with dynamic blocks "
+                    "(dyn_cpu, …) against its one-branch static twin; any other (se_resnet, torchvision:resnet18, timm:…) against its "
+                    "dynamized copy")
+    co.add_argument('--dynamize', type=_json_object, default=None, help="the dynamized copy's `dynamize` options (default: {\"n_branches\": 2})")
+    co.add_argument('--equal-time', action='store_true', help="a third arm: the static arm given the seconds the dynamic one took")
     co.add_argument('--recipe', default=None, help="the recipe of --arch's arms (default: 'default')")
     co.add_argument('--seeds', type=int, nargs='+', default=None, help='the final runs\' seeds (default: 0 1 2)')
     co.add_argument('--passes', type=_pos_int, default=None, help="each final run's passes over the training images (default: the recipe's epochs)")
@@ -90,6 +91,12 @@ def make_parser() -> argparse.ArgumentParser:
     co.add_argument('--sweep', type=_pos_float, default=None, help="the sweep's budget as a fraction of a final run's (default: 0.5)")
     co.add_argument('--valid', type=_pos_float, default=None, help='the fraction of the training images that judges the sweep (default: 0.1)')
     co.add_argument('--exact', type=_pos_int, default=None, help='the first N test images are exact copies: scored apart from the rest')
+    co.add_argument('--extend', type=int, default=None, help="extend a sweep that chose its edge by a geometric step, at most N times "
+                    "(default: 3)")
+    co.add_argument('--max-seeds', type=_pos_int, default=None, help='sequential: after --seeds, add one seed per round up to N until '
+                    'every interval excludes zero (or lies inside ±--margin); the intervals account for the looks')
+    co.add_argument('--margin', type=_pos_float, default=None, help='with --max-seeds: an interval inside ±MARGIN points also settles '
+                    'the comparison (equivalence), e.g. 0.5')
     co.add_argument('--no-latency', dest='latency', action='store_false', help='skip the latency measurements')
     co.add_argument('--max-other', type=float, default=None, help='wait before each run until other processes use fewer cores than '
                     'this, and mark runs beside more as loaded (their seconds are left out)')
@@ -234,24 +241,22 @@ def _compare_config(args):
         except TypeError as e: raise DynblocksError(f"{fn}: an arm has an unknown field ({e}); an arm's fields: name, arch, model_kw, "
                                                     "recipe, recipe_kw, time_of, what.") from None
     elif args.arch:
-        base, rk = args.arch.split(':')[-1], dict(recipe=args.recipe or 'default')
-        dz = args.dynamize or {'n_branches': 2}
-        arms = [Arm(base, args.arch, what=f'{args.arch} as built', **rk),
-                Arm(f'{base}_dyn', args.arch, dict(dynamize=dz), what=f'{args.arch} with dynamize({json.dumps(dz)})', **rk)]
-        if args.equal_time: arms.append(Arm(f'{base}_time', args.arch, time_of=f'{base}_dyn', what=f"{args.arch} given {base}_dyn's seconds", **rk))
+        from dynblocks.compare import arch_arms
+        arms = arch_arms(args.arch, args.dynamize, args.recipe or 'default', args.equal_time)
     else:
         given = [f"--{k.replace('_', '-')}" for k in ('dynamize', 'recipe', 'seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline',
-                                                    'lr_factors', 'sweep', 'valid', 'exact', 'max_other') if getattr(args, k) is not None]
+                                                    'lr_factors', 'sweep', 'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin')
+                 if getattr(args, k) is not None]
         if given: raise DynblocksError(f"{' '.join(given)} describe a new comparison: give its arms too (--arms FILE or --arch NAME), "
                                        f"or continue the one in {args.out} with --out alone.")
         return None
     kw = {k: getattr(args, k) for k in ('seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline', 'lr_factors', 'sweep',
-                                         'valid', 'exact', 'max_other') if getattr(args, k) is not None}
+                                         'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin') if getattr(args, k) is not None}
     return CompareConfig(arms, latency=args.latency, **kw)
 
 def _compare(args):
     "Run `dynblocks compare`: the comparison's runs, then its table, verdicts and plots"
-    from dynblocks.compare import compare, table
+    from dynblocks.compare import compare, table, _lines
     cfg = None if args.summary else _compare_config(args)
     s = compare(cfg, args.out, work=not args.summary, **({'kinds': tuple(args.only)} if args.only else {}))
     import pandas as pd
@@ -260,8 +265,12 @@ def _compare(args):
         if 'vs_baseline' in a: print(f"{name} vs {s['baseline']} ({s['main']} test images): {a['vs_baseline']['verdict'][s['main']]}")
     if s['best_dynamic_by_valid']: print(f"the dynamic arm the validation ranks first: {s['best_dynamic_by_valid']}")
     for name, a in s['arms'].items():
-        if a.get('lr_edge'): print(f"{name}: its sweep chose its {a['lr_edge']} lr factor, so its best lr may lie beyond the sweep: "
-                                   "a comparison with a wider --lr-factors would tell")
+        if a.get('vs_source'): print(f"{name} vs {a['vs_source']['source']}, given its seconds ({s['main']} test images): {a['vs_source']['verdict'][s['main']]}")
+    for name, a in s['arms'].items():
+        if a.get('lr_edge') and a.get('sweep_capped'):
+            print(f"{name}: its sweep chose its {a['lr_edge']} lr factor after {s['config']['extend']} extensions (the cap, --extend): "
+                  "its best lr may lie beyond the sweep")
+    if s['damaged_lines']: print(f"note: results.jsonl {_lines(s['damaged_lines'])} not a whole record: skipped")
     print(f"{s['runs']} of {s['total']} runs done; {Path(args.out)/'summary.json'}, {Path(args.out)/'pareto.png'}")
 
 def _export(args):

@@ -1,4 +1,4 @@
-"""`compare` and `dynblocks compare`: a fair A/B of any networks on any data: every arm's learning rate chosen by the same sweep on held-out training images, the same test images for every arm, paired differences with a bootstrap interval, and the cost beside the accuracy.
+"""`compare` and `dynblocks compare`: a fair A/B of any networks on any data: every arm's learning rate chosen by the same sweep on held-out training images, the same test images for every arm, paired differences with an interval of tested coverage, and the cost beside the accuracy.
 
 Docs: https://dynblocks.github.io/dynblocks/compare.html.md"""
 
@@ -11,13 +11,14 @@ from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
 from .core import DynblocksError, atomic_write, check_num, unknown
-from .measure import LoadMeter, wait_for_idle, machine, pack, unpack, latency, paired_interval, verdict
-from .arms import BEST_VALID, Arm, CompareConfig, jobs, _KINDS, _sweep_id
+from .measure import LoadMeter, wait_for_idle, machine, pack, unpack, latencies, paired_interval, verdict, decide
+from .arms import BEST_VALID, Arm, CompareConfig, jobs, seeds_now, sweep_factors, sweep_best, sweep_score, _KINDS, _sweep_id
 # torch, fastai and the training path are imported inside the functions that train: the command line reads
 # `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait for them
 
 # %% auto #0
-__all__ = ['best_by_valid', 'run_worker', 'summarize', 'table', 'plot_pareto', 'load_config', 'compare']
+__all__ = ['read_results', 'best_by_valid', 'run_worker', 'summarize', 'table', 'plot_pareto', 'load_config', 'arch_arms',
+           'check_comparison', 'compare']
 
 # %% ../nbs/13b_compare.ipynb #ad29b003
 def _run_config(cfg:CompareConfig, job:dict, lr:float|None, seconds:float|None):
@@ -60,16 +61,29 @@ def _run(cfg:CompareConfig, job:dict, folder:Path, lr:float|None, seconds:float|
     return res
 
 # %% ../nbs/13b_compare.ipynb #e354f1c3
-def _results(folder:Path) -> dict:
-    "The finished runs of a comparison by id (the last line of an id wins)"
-    fn = folder/'results.jsonl'
-    if not fn.exists(): return {}
-    out = {}
-    for line in fn.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out[r['id']] = r
-    return out
+_NEEDS = dict(sweep=('arm', 'factor', 'lr', 'acc', 'acc_tta'), final=('arm', 'seed', 'correct', 'n_test', 'train_s', 'loaded'), latency=())
+
+def _whole(r) -> bool:
+    "Whether a line of `results.jsonl` is a whole record (a kill while appending, or a full disk, leaves a cut one)"
+    return isinstance(r, dict) and isinstance(r.get('id'), str) and r.get('kind') in _NEEDS and all(k in r for k in _NEEDS[r['kind']])
+
+def read_results(folder:str|Path,  # a comparison's folder
+                ) -> tuple:
+    "(the finished runs by id: the last whole line of an id wins; the numbers of the lines that are not whole records, skipped)"
+    fn = Path(folder)/'results.jsonl'
+    if not fn.exists(): return {}, []
+    out, bad = {}, []
+    for i, line in enumerate(fn.read_text(errors='replace').splitlines(), 1):
+        if not line.strip(): continue
+        try: r = json.loads(line)
+        except ValueError: r = None
+        if _whole(r): out[r['id']] = r
+        else: bad.append(i)
+    return out, bad
+
+def _results(folder:Path) -> dict: return read_results(folder)[0]
+
+def _lines(bad:list) -> str: return f"line {bad[0]} is" if len(bad) == 1 else f"lines {', '.join(map(str, bad))} are"
 
 def _alive(claim:dict) -> bool:
     "Whether the worker holding `claim` may still be running: another machine's always (until its claim goes quiet)"
@@ -93,10 +107,8 @@ class _Claim:
 def _lr_chosen(cfg:CompareConfig, arm:Arm, done:dict):
     "(the learning rate the sweep chose for `arm`: best held-out accuracy, ties to the factor nearest 1; its score), or the arm's own `lr`"
     if arm.lr is not None: return arm.lr, None
-    rows = [done[_sweep_id(cfg, arm, f)] for f in cfg.lr_factors]
-    score = lambda r: r['acc_tta'] if r['acc_tta'] is not None else r['acc']
-    best = max(rows, key=lambda r: (round(score(r), 6), -abs(math.log(r['factor']))))
-    return best['lr'], score(best)
+    best = sweep_best([done[_sweep_id(cfg, arm, f)] for f in sweep_factors(cfg, arm, done)[0]])
+    return best['lr'], sweep_score(best)
 
 def best_by_valid(cfg:CompareConfig,  # the comparison
                   done:dict,  # its finished runs by id
@@ -105,7 +117,7 @@ def best_by_valid(cfg:CompareConfig,  # the comparison
     best, score = None, None
     for a in cfg.arms:
         if a.time_of is not None or a.lr is not None: continue
-        rows = [done.get(_sweep_id(cfg, a, f)) for f in cfg.lr_factors]
+        rows = [done.get(_sweep_id(cfg, a, f)) for f in sweep_factors(cfg, a, done)[0]]
         if None in rows or not any(r['attention'] for r in rows): continue
         v = _lr_chosen(cfg, a, done)[1]
         if score is None or v > score: best, score = a.name, v
@@ -124,7 +136,7 @@ def _next(cfg:CompareConfig, folder:Path, grace:float, kinds=_KINDS):
     from filelock import FileLock
     with FileLock(str(folder/'.jobs.lock')):
         done, waiting = _results(folder), False
-        for j in jobs(cfg):
+        for j in jobs(cfg, done):
             if j['kind'] not in kinds or (j['id'] in done and not _redo(done[j['id']])): continue
             if any(a not in done for a in j['after']): waiting = True; continue
             src = _source(cfg, cfg.arm(j['arm']), done) if j['kind'] == 'final' and cfg.arm(j['arm']).time_of == BEST_VALID else None
@@ -140,22 +152,40 @@ def _next(cfg:CompareConfig, folder:Path, grace:float, kinds=_KINDS):
         return ('wait' if waiting else None), None, done
 
 def _append(folder:Path, res:dict):
-    "Add a finished run to `results.jsonl`, under the comparison's lock (one line, written whole)"
+    "Add a finished run to `results.jsonl`, under the comparison's lock: one line, flushed to disk, never glued to a cut one"
     from filelock import FileLock
+    fn = folder/'results.jsonl'
     with FileLock(str(folder/'.jobs.lock')):
-        with open(folder/'results.jsonl', 'a') as f: f.write(json.dumps(res) + '\n')
+        with open(fn, 'a+b') as f:
+            f.seek(0, os.SEEK_END)
+            cut = f.tell() > 0 and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b'\n'
+            f.write((('\n' if cut else '') + json.dumps(res) + '\n').encode())
+            f.flush(); os.fsync(f.fileno())
+
+def _arm_model(cfg:CompareConfig, a:Arm, folder:Path, seed:int):
+    "(a model of arm `a` to time, the seed of its run folder or None): the first final run folder still on disk, else built from the arm's options"
+    from dynblocks.export import load_model
+    from dynblocks.models import create_model
+    # latency does not depend on the weights: any final run folder of the arm serves, and a study moved to another machine
+    # (results.jsonl kept, the run folders not) is timed on its arms built afresh with the same options
+    runs = [folder/'runs'/f"final-{a.name}-s{s}" for s in dict.fromkeys([seed, *cfg.seeds])]
+    run = next((r for r in runs if (r/'model.json').exists()), None)
+    if run is not None: return load_model(run), int(run.name.rsplit('-s', 1)[1])
+    rc = _run_config(cfg, dict(arm=a.name, kind='final', seed=seed), None, None)
+    r = rc.resolved()
+    kw = {**(r.arch_kw or {}), **rc.model_kw()}
+    m = create_model(r.arch, **kw).eval()
+    m.meta = dict(arch=r.arch, model_kw=kw, n_in=3, n_out=10, size=cfg.size or 32, vocab=[], normalize=None)
+    return m, None
 
 def _latency_job(cfg:CompareConfig, job:dict, folder:Path, say) -> dict:
-    from dynblocks.export import load_model
-    # latency does not depend on the weights: the first of the arm's final run folders still on disk serves
-    # (a study moved to another machine keeps results.jsonl, not always every run folder)
-    runs = [folder/'runs'/f"final-{job['arm']}-s{s}" for s in dict.fromkeys([job['seed'], *cfg.seeds])]
-    run = next((r for r in runs if (r/'model.json').exists()), None)
-    if run is None: raise DynblocksError(f"No final run folder of arm {job['arm']!r} under {folder/'runs'} to time: run one of its final runs again (remove its line from results.jsonl) and resume.")
-    m = load_model(run)
+    "Every trained arm's model timed side by side in this process (`latencies`)"
+    models, seeds = {}, {}
+    for a in cfg.arms:
+        if a.time_of is None: models[a.name], seeds[a.name] = _arm_model(cfg, a, folder, job['seed'])  # a derived arm's model is its source's
     if cfg.max_other is not None: wait_for_idle(cfg.max_other, say=say)
-    with LoadMeter(cfg.max_other) as lm: lat = latency(m)
-    return dict(id=job['id'], kind='latency', arm=job['arm'], seed=int(run.name.rsplit('-s', 1)[1]), **lat, machine=machine(), **lm.record)
+    with LoadMeter(cfg.max_other) as lm: lat = latencies(models)
+    return dict(id=job['id'], kind='latency', arm=None, seeds=seeds, arms=lat, machine=machine(), **lm.record)
 
 def run_worker(cfg:CompareConfig,  # the comparison
                folder:str|Path,  # its folder
@@ -173,9 +203,9 @@ def run_worker(cfg:CompareConfig,  # the comparison
         if job is None: return n
         if job == 'wait': time.sleep(poll); continue
         with _Claim(fn):
-            a = cfg.arm(job['arm'])
             if job['kind'] == 'latency': res = _latency_job(cfg, job, folder, say)
             else:
+                a = cfg.arm(job['arm'])
                 lr = _lr_chosen(cfg, a, done)[0] if job['kind'] == 'final' else None
                 if job['kind'] == 'sweep': lr = a.run_config().resolved().lr*job['factor']
                 if a.time_of and _source(cfg, a, done) is None:
@@ -210,11 +240,31 @@ def _time_ratio(rs:list, base:list) -> dict:
     ratios = [A[s]['train_s']/B[s]['train_s'] for s in sorted(set(A) & set(B)) if day(A[s]) == day(B[s]) and B[s]['train_s']]
     return dict(time_ratio=round(statistics.median(ratios), 3) if ratios else None, time_pairs=len(ratios))
 
+def _latency_of(done:dict, a:Arm, same:Arm|None) -> dict|None:
+    "An arm's latency: from the one run that timed every arm side by side, else (older comparisons) its own run"
+    for name in (a.name, same.name if same else None):
+        if name is None: continue
+        lat = (done.get('latency') or {}).get('arms', {}).get(name) or done.get(f"latency/{name}")
+        if lat: return dict(lat, side_by_side='latency' in done)
+    return None
+
+def _pair(cfg:CompareConfig, finals:dict, a:str, b:str, subsets:dict) -> dict|None:
+    "Arm `a` against arm `b`: seed s with seed s (the seeds both ran), on each set of test images, at the comparison's level"
+    sa, sb = {r['seed']: r for r in finals[a]}, {r['seed']: r for r in finals[b]}
+    common = sorted(set(sa) & set(sb))
+    if not common: return None
+    A = np.stack([unpack(sa[s]['correct'], sa[s]['n_test']) for s in common])
+    B = np.stack([unpack(sb[s]['correct'], sb[s]['n_test']) for s in common])
+    iv = {k: [round(x, 3) for x in paired_interval(A[:, sl], B[:, sl], cfg.level)] for k, sl in subsets.items()}
+    return dict(seeds=common, per_seed={k: [round(100*float(A[i, sl].mean() - B[i, sl].mean()), 3) for i in range(len(common))] for k, sl in subsets.items()},
+                interval=iv, level=cfg.level, decision={k: decide(*v[1:], cfg.margin) for k, v in iv.items()},
+                verdict={k: verdict(*v, cfg.level, cfg.margin) for k, v in iv.items()}, **_time_ratio(finals[a], finals[b]))
+
 def summarize(folder:str|Path,  # a comparison's folder
              ) -> dict:
-    "Every figure of a comparison, computed from its `compare.json` and `results.jsonl`"
+    "Every figure of a comparison, computed from its `compare.json` and the whole records of its `results.jsonl`"
     folder = Path(folder)
-    cfg, done = load_config(folder), _results(folder)
+    cfg, (done, bad) = load_config(folder), read_results(folder)
     finals = {a.name: sorted((r for r in done.values() if r['kind'] == 'final' and r['arm'] == a.name), key=lambda r: r['seed'])
               for a in cfg.arms}
     n = next((r['n_test'] for rs in finals.values() for r in rs), None)
@@ -223,37 +273,35 @@ def summarize(folder:str|Path,  # a comparison's folder
     arms = {}
     for a in cfg.arms:
         rs = finals[a.name]
-        sweep = [done[i] for i in (_sweep_id(cfg, a, f) for f in cfg.lr_factors) if i in done] if a.lr is None else []
-        lr, vscore = _lr_chosen(cfg, a, done) if a.lr is not None or len(sweep) == len(cfg.lr_factors) else (None, None)
+        factors, capped = sweep_factors(cfg, a, done) if a.lr is None else ([], False)
+        sweep = [done[i] for i in (_sweep_id(cfg, a, f) for f in factors) if i in done]
+        lr, vscore = _lr_chosen(cfg, a, done) if a.lr is not None or (factors and len(sweep) == len(factors)) else (None, None)
         C = np.stack([unpack(r['correct'], r['n_test']) for r in rs]) if rs else None
         clean = [r for r in rs if not r['loaded'] and not r.get('resumed_from')]  # a resumed run's clock saw only its second part
         same = next((b for b in cfg.arms if b.time_of is None and (b.arch, b.model_kw) == (a.arch, a.model_kw)), None)  # a derived arm's model
-        lat = done.get(f"latency/{a.name}") or (done.get(f"latency/{same.name}") if same else None)
+        lat = _latency_of(done, a, same)
         arms[a.name] = dict(
             what=a.what, arch=a.arch, time_of=_source(cfg, a, done) if a.time_of else None, lr=lr, valid_score=vscore, n=len(rs), n_clean=len(clean),
-            seeds=[r['seed'] for r in rs], sweep=[dict(factor=r['factor'], lr=r['lr'], valid=r['acc_tta'] if r['acc_tta'] is not None else r['acc']) for r in sweep],
-            lr_edge=_sweep_edge(sweep, lr),
+            seeds=[r['seed'] for r in rs], sweep=[dict(factor=r['factor'], lr=r['lr'], valid=sweep_score(r)) for r in sweep],
+            lr_edge=_sweep_edge(sweep, lr), sweep_capped=capped,
             acc={k: [round(100*float(C[i, sl].mean()), 3) for i in range(len(C))] for k, sl in subsets.items()} if C is not None else {},
             train_s=statistics.median([r['train_s'] for r in clean]) if clean else None,
             run_s=statistics.median([r['run_s'] for r in clean]) if clean else None,
             epochs=statistics.median([r['epochs'] for r in rs]) if rs else None, params=rs[0]['params'] if rs else None,
             train_flops=3*rs[0]['flops'] if rs and rs[0]['flops'] else None, infer_flops=lat['flops'] if lat else None,
-            latency=None if lat is None else dict(eager=lat['eager'], onnx=lat['onnx'], impl=lat['impl'], error=lat.get('onnx_error')),
+            latency=None if lat is None else dict(eager=lat['eager'], onnx=lat['onnx'], impl=lat['impl'], error=lat.get('onnx_error'),
+                                                  calls=lat.get('calls'), side_by_side=lat['side_by_side']),
             dynamic=any(r['attention'] for r in rs), attention=[[h['state'] for h in r['attention']] for r in rs])
-    base = finals[cfg.baseline]
     for a in cfg.arms:
-        if a.name == cfg.baseline or not finals[a.name] or not base: continue
-        A = np.stack([unpack(r['correct'], r['n_test']) for r in finals[a.name]])
-        B = np.stack([unpack(r['correct'], r['n_test']) for r in base])
-        common = sorted(set(arms[a.name]['seeds']) & set(arms[cfg.baseline]['seeds']))
-        per_seed = {k: [round(arms[a.name]['acc'][k][arms[a.name]['seeds'].index(s)] - arms[cfg.baseline]['acc'][k][arms[cfg.baseline]['seeds'].index(s)], 3)
-                        for s in common] for k in subsets}
-        iv = {k: [round(x, 3) for x in paired_interval(A[:, sl], B[:, sl], cfg.bootstrap)] for k, sl in subsets.items()}
-        arms[a.name]['vs_baseline'] = dict(per_seed=per_seed, interval=iv, verdict={k: verdict(*v) for k, v in iv.items()},
-                                           **_time_ratio(finals[a.name], base))
-    best = best_by_valid(cfg, done)
+        if a.name != cfg.baseline and finals[a.name] and finals[cfg.baseline]:
+            arms[a.name]['vs_baseline'] = _pair(cfg, finals, a.name, cfg.baseline, subsets)
+        src = arms[a.name]['time_of']
+        if src and finals[a.name] and finals.get(src):  # a derived arm against the arm whose seconds it got: the equal-time comparison
+            arms[a.name]['vs_source'] = dict(_pair(cfg, finals, a.name, src, subsets), source=src)
+    best, plan = best_by_valid(cfg, done), jobs(cfg, done)
     return dict(config=cfg.to_dict(), subsets={k: [v.start, v.stop] for k, v in subsets.items()}, main=main, baseline=cfg.baseline,
-                arms=arms, best_dynamic_by_valid=best, runs=len(done), total=len(jobs(cfg)), complete=len(done) == len(jobs(cfg)))
+                level=cfg.level, seeds=seeds_now(cfg, done), arms=arms, best_dynamic_by_valid=best,
+                runs=sum(j['id'] in done for j in plan), total=len(plan), complete=all(j['id'] in done for j in plan), damaged_lines=bad)
 
 def table(summary:dict,  # from `summarize`
          ):
@@ -307,9 +355,55 @@ def load_config(folder:str|Path,  # a comparison's folder
     if not fn.exists(): raise DynblocksError(f"No comparison in {folder}: start one with arms (`dynblocks compare --arms FILE` or --arch).")
     try: d = json.loads(fn.read_text())
     except ValueError as e: raise DynblocksError(f"{fn} is not valid JSON ({e}); the file is damaged.") from None
-    if not isinstance(d, dict) or not {f.name for f in fields(CompareConfig)} >= set(d):
+    if not isinstance(d, dict) or not {f.name for f in fields(CompareConfig)} | {'bootstrap'} >= set(d):
         raise DynblocksError(f"{fn} is not a dynblocks comparison: its fields must be {sorted(f.name for f in fields(CompareConfig))}.")
-    return CompareConfig(**d)
+    return CompareConfig.from_dict(d)
+
+def arch_arms(arch:str,  # a name from `list_models()`, or 'torchvision:NAME', 'timm:NAME', 'fastai:NAME'
+              dynamize:dict|None=None,  # the dynamized copy's `dynamize` options (default: `{'n_branches': 2}`); only for a net without dynamic blocks
+              recipe:str='default',  # the recipe both arms train with
+              equal_time:bool=False,  # add a third arm: the static one given the seconds the dynamic one took
+             ) -> list:
+    "The arms of the A/B of one network: a dynblocks net with dynamic blocks against its one-branch static twin, any other against its dynamized copy"
+    import torch
+    from dynblocks.models import create_model, check_model
+    from dynblocks.dynamize import dyn_layers
+    base = check_model(arch).split(':')[-1]
+    def n_dyn(**kw):
+        with torch.random.fork_rng(devices=[]), torch.device('meta'): return len(dyn_layers(create_model(arch, **kw), min_branches=2))
+    if n_dyn():
+        if dynamize is not None: raise DynblocksError(f"{arch} has dynamic blocks of its own: --arch compares it with its one-branch static twin; "
+                                                      "leave out --dynamize (or write the arms in a file with --arms).")
+        static = Arm(f'{base}_static', arch, dict(n_branches=1), recipe=recipe, what=f'{arch} with one branch per block: its static twin')
+        dyn = Arm(base, arch, recipe=recipe, what=f'{arch} as built')
+    else:
+        dz = {'n_branches': 2} if dynamize is None else dynamize
+        if not n_dyn(dynamize=dz): raise DynblocksError(f"dynamize({json.dumps(dz)}) finds no convolution to make dynamic in {arch}: "
+                                                         "choose its layers with the `filter` option, e.g. --dynamize '{\"filter\": [\"*conv*\"]}'.")
+        static = Arm(base, arch, recipe=recipe, what=f'{arch} as built')
+        dyn = Arm(f'{base}_dyn', arch, dict(dynamize=dz), recipe=recipe, what=f'{arch} with dynamize({json.dumps(dz)})')
+    arms = [static, dyn]
+    if equal_time: arms.append(Arm(f'{static.name}_time', arch, static.model_kw, recipe=recipe, time_of=dyn.name, what=f"{static.name} given {dyn.name}'s seconds"))
+    return arms
+
+def check_comparison(cfg:CompareConfig,  # the comparison
+                    ):
+    "Check everything a comparison needs before anything trains: the data found, and every arm's options, recipe and model (built on PyTorch's meta device: no memory, no time)"
+    import torch
+    from dynblocks.train import resolve_data
+    from dynblocks.models import create_model
+    resolve_data(cfg.data)
+    for a in cfg.arms:
+        arch = a.arch
+        try:
+            rc = _run_config(cfg, dict(arm=a.name, kind='final', seed=cfg.seeds[0]), None, None)
+            r = rc.resolved()
+            arch = r.arch
+            with torch.random.fork_rng(devices=[]), torch.device('meta'):
+                create_model(arch, **{**(r.arch_kw or {}), **rc.model_kw()})
+        except DynblocksError as e: raise DynblocksError(f"Arm {a.name!r}: {str(e)[0].lower()}{str(e)[1:]}") from None
+        except TypeError as e:
+            raise DynblocksError(f"Arm {a.name!r}: {arch} does not take these options ({e}); `dynblocks models` lists each model's.") from None
 
 def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one saved in `out`)
             out:str|Path,  # its folder: configuration, results, run folders, summary and plots
@@ -319,6 +413,7 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
            ) -> dict:
     "Run a comparison (or join one, or continue it) in `out`, then summarize it; returns the summary"
     out = Path(out)
+    if cfg is not None or work: check_comparison(cfg or load_config(out))  # a bad arm is one line before anything trains or is written
     if cfg is None: cfg = load_config(out)
     elif (out/'compare.json').exists():
         old = load_config(out)
@@ -330,6 +425,8 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out/'compare.json', lambda f: f.write_text(json.dumps(cfg.to_dict(), indent=1)))
     say = print if log else (lambda *a: None)
+    bad = read_results(out)[1]
+    if bad: say(f"note: {out/'results.jsonl'}: {_lines(bad)} not a whole record (a kill while writing, or a full disk): skipped; its run is run again")
     if work: run_worker(cfg, out, say, kinds=kinds)
     s = summarize(out)
     atomic_write(out/'summary.json', lambda f: f.write_text(json.dumps(s, indent=1)))

@@ -75,7 +75,7 @@ def _accepted(arch:str) -> dict:
     "{option: annotation} that `create_model(arch, **kw)` takes: the model function's own, then (through its `**kwargs`) `DynNet`'s and `DynBlock`'s"
     if ':' in arch: return {'dynamize': 'dict|None'}  # another library's model: built by name, its one option `dynamize`'s
     f = MODELS[arch]
-    acc = _options(f, ('n_in', 'n_out'))
+    acc = {**_options(f, ('n_in', 'n_out')), 'dynamize': 'dict|None'}  # `create_model` dynamizes any model
     if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(f).parameters.values()):
         for k, a in {**_options(DynBlock.__init__, ('ni', 'nf')), **_options(DynNet.__init__, ('layers', 'n_in', 'n_out'))}.items():
             acc.setdefault(k, a)

@@ -6,15 +6,16 @@ Docs: https://dynblocks.github.io/dynblocks/measure.html.md"""
 
 # %% ../nbs/12a_measure.ipynb #35fcfcb6
 from __future__ import annotations
-import base64, os, statistics, time
+import base64, math, os, statistics, time
 from pathlib import Path
 import numpy as np
-from .core import DynblocksError
+from .core import DynblocksError, check_num
 # torch is imported inside the functions that need it: `dynblocks compare --help` reads this module's callers
 
 # %% auto #0
-__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'latency', 'paired_interval', 'signed',
-           'verdict']
+__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'median_interval', 'latencies', 'latency',
+           'paired_interval', 'look_level', 'decide', 'signed', 'verdict', 'simulate_study', 'true_difference',
+           'coverage']
 
 # %% ../nbs/12a_measure.ipynb #f1cbf620
 def cpu_busy() -> float:
@@ -88,69 +89,151 @@ def _impls(model) -> list:
     agg = any(isinstance(m, DynConv2d) or m.linear_branches for m in dyn)
     return (['fused', 'aggregate'] if agg else ['fused']) if dyn else ['as built']
 
-def _time(f, repeats:int, warmup:int=3) -> float:
-    for _ in range(warmup): f()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-def latency(model,  # from `load_model` (with `model.meta`)
-            batches:tuple=(1, 64),  # batch sizes
-            onnx:bool=True,  # also in ONNX Runtime (needs the onnx extra)
-            repeats:int=30,  # timed calls at batch 1 (fewer at larger batches)
-           ) -> dict:
-    "Median seconds per batch in PyTorch (each implementation, best kept) and ONNX Runtime, and the inference FLOPs per image"
-    import copy, tempfile, torch
-    from dynblocks.models import count_flops
-    from dynblocks.block import set_impl
-    c, s = int(model.meta['n_in']), int(model.meta['size'])
-    impls, res = _impls(model), dict(eager={}, onnx={}, impl={})
-    m = copy.deepcopy(model).eval()
-    for b in batches:
-        x = torch.randn(b, c, s, s)
-        best = None
-        for impl in impls:
-            if impl != 'as built': set_impl(m, impl)
-            with torch.inference_mode(): t = _time(lambda: m(x), max(3, repeats*1//b if b > 1 else repeats))
-            if best is None or t < best[0]: best = (t, impl)
-        res['eager'][str(b)], res['impl'][str(b)] = round(best[0], 6), best[1]
-    if 'aggregate' in impls: set_impl(m, 'aggregate')
-    res['flops'] = count_flops(m, s, c)  # kernels mixed where they can be
-    if onnx:
-        try:
-            from dynblocks.export import export_onnx
-            from dynblocks.infer import OnnxModel
-            with tempfile.TemporaryDirectory() as d:
-                for b in batches:
-                    fixed = b == 1 and 'aggregate' in impls  # per-sample kernels need a batch fixed in the graph
-                    o = OnnxModel(export_onnx(model, Path(d)/f'b{b}.onnx', batch=1 if fixed else None, check=False))
-                    x = np.random.default_rng(0).standard_normal((b, c, s, s)).astype(np.float32)
-                    res['onnx'][str(b)] = round(_time(lambda: o(x), max(3, repeats*1//b if b > 1 else repeats)), 6)
-        except Exception as e:  # a model the exporter cannot write: said, not hidden
-            res['onnx_error'] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
-    return res
-
-# %% ../nbs/12a_measure.ipynb #5c5b16d6
-def paired_interval(a:np.ndarray,  # arm A: right or wrong per (seed, image), shape (seeds, images)
-                    b:np.ndarray,  # arm B on the same images, shape (seeds', images)
-                    n:int=2000,  # resamples
-                    seed:int=0,  # of the resampling
+def median_interval(ts,  # timed calls, seconds
                     level:float=0.95,  # the interval's coverage
                    ) -> tuple:
-    "(mean difference A − B, lower, upper) in points: a bootstrap over images (paired) and over each arm's seeds"
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    if a.shape[1] != b.shape[1]: raise DynblocksError(f"Paired arms must be scored on the same images: {a.shape[1]} and {b.shape[1]}.")
-    rng, N, diffs = np.random.default_rng(seed), a.shape[1], []
-    for k in range(0, n, 100):  # 100 resamples at a time: (100, images) at most in memory
-        m = min(100, n - k)
-        wa = rng.multinomial(len(a), [1/len(a)]*len(a), m)/len(a)  # (m, seeds): how often each seed is drawn
-        wb = rng.multinomial(len(b), [1/len(b)]*len(b), m)/len(b)
-        wi = rng.multinomial(N, [1/N]*N, m)/N  # (m, images): how often each image is drawn, the same for both arms
-        diffs.append(((wa @ a - wb @ b) * wi).sum(1))
-    d = np.concatenate(diffs)
-    q = (1 - level)/2
-    return 100*float(a.mean() - b.mean()), 100*float(np.quantile(d, q)), 100*float(np.quantile(d, 1 - q))
+    "(median, lower, upper) of `ts`: the interval from the order statistics (distribution-free, as for any median)"
+    x, n = np.sort(np.asarray(ts, float)), len(ts)
+    if n == 0: raise DynblocksError("No timed calls to take a median of.")
+    z = statistics.NormalDist().inv_cdf(0.5 + level/2)
+    j, k = max(0, math.floor(n/2 - z*math.sqrt(n)/2) - 1), min(n - 1, math.ceil(n/2 + z*math.sqrt(n)/2) - 1)
+    return float(np.median(x)), float(x[j]), float(x[k])
+
+def _calls(f, n:int) -> list:
+    "Seconds of each of `n` calls of `f`"
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return ts
+
+def _fastest(ms:dict, x) -> str:
+    "The implementation of `ms` ({impl: model}) fastest on `x`, from a short interleaved race (warm-up, then 5 rounds of 3 calls)"
+    if len(ms) == 1: return next(iter(ms))
+    for m in ms.values(): _calls(lambda: m(x), 2)
+    race = {i: [] for i in ms}
+    for _ in range(5):
+        for i, m in ms.items(): race[i] += _calls(lambda: m(x), 3)
+    return min(ms, key=lambda i: statistics.median(race[i]))
+
+def _rounds(cells:dict, rel:float, max_s:float, rng) -> tuple:
+    "({cell: timed calls}, capped): every cell called in chunks of ~20 ms, in a new random order each round, until each median is within ±`rel`"
+    times, per = {k: [] for k in cells}, {}
+    for k, f in cells.items():  # warm-up, and how many calls make a chunk
+        per[k] = max(1, min(50, round(0.02/max(min(_calls(f, 3)), 1e-6))))
+    def wide(k):
+        if len(times[k]) < 20: return True
+        m, lo, hi = median_interval(times[k])
+        return max(m - lo, hi - m) > rel*m
+    t0 = time.time()
+    while any(wide(k) for k in cells):
+        if time.time() - t0 > max_s: return times, True
+        order = list(cells); rng.shuffle(order)
+        for k in order:
+            if wide(k): times[k] += _calls(cells[k], per[k])
+    return times, False
+
+def latencies(models:dict,  # {name: model from `load_model` (with `model.meta`)}: timed side by side
+              batches:tuple=(1, 64),  # batch sizes
+              onnx:bool=True,  # also in ONNX Runtime (needs the onnx extra)
+              rel:float=0.03,  # go on until every median's 95 % interval is within ± this fraction of it
+              max_s:float=300.,  # ... or until this many seconds of rounds (the cap is said in the result)
+              threads:int|None=None,  # threads of PyTorch and ONNX Runtime (default: PyTorch's now), fixed for every call
+              seed:int=0,  # of the round order
+             ) -> dict:
+    "Per model: median seconds per batch with its 95 % interval, in PyTorch (its fastest implementation) and ONNX Runtime, timed interleaved in this process; and its inference FLOPs"
+    import copy, random, tempfile, torch
+    from dynblocks.models import count_flops
+    from dynblocks.block import set_impl
+    old = torch.get_num_threads()
+    threads = threads or old
+    torch.set_num_threads(threads)
+    res, cells = {}, {}  # cells: (name, backend, batch) -> one call
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            for name, model in models.items():
+                c, s = int(model.meta['n_in']), int(model.meta['size'])
+                impls = _impls(model)
+                ms = {i: copy.deepcopy(model).eval() if i == 'as built' else set_impl(copy.deepcopy(model).eval(), i) for i in impls}
+                r = res[name] = dict(eager={}, onnx={}, impl={}, calls={})
+                for b in batches:
+                    x = torch.randn(b, c, s, s)
+                    with torch.inference_mode(): best = _fastest(ms, x)
+                    r['impl'][str(b)] = best
+                    cells[name, 'eager', b] = lambda m=ms[best], x=x: m(x)
+                r['flops'] = count_flops(ms.get('aggregate', ms[impls[0]]), s, c)  # kernels mixed where they can be
+                if not onnx: continue
+                try:
+                    from dynblocks.export import export_onnx
+                    from dynblocks.infer import OnnxModel
+                    for b in batches:
+                        fixed = b == 1 and 'aggregate' in impls  # per-sample kernels need a batch fixed in the graph
+                        fn = export_onnx(model, Path(d)/f'{len(cells)}.onnx', batch=1 if fixed else None, check=False)
+                        o, x = OnnxModel(fn, threads=threads), np.random.default_rng(0).standard_normal((b, c, s, s)).astype(np.float32)
+                        cells[name, 'onnx', b] = lambda o=o, x=x: o(x)
+                except Exception as e:  # a model the exporter cannot write: said, not hidden
+                    r['onnx_error'] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+            with torch.inference_mode(): times, capped = _rounds(cells, rel, max_s, random.Random(seed))
+    finally: torch.set_num_threads(old)
+    for (name, be, b), ts in times.items():
+        med, lo, hi = median_interval(ts)
+        res[name][be][str(b)] = round(med, 7)
+        res[name]['calls'][f'{be} {b}'] = dict(n=len(ts), lo=round(lo, 7), hi=round(hi, 7))
+    for r in res.values(): r.update(threads=threads, interleaved=len(models), rel=rel, capped=capped)
+    return res
+
+def latency(model,  # from `load_model` (with `model.meta`)
+            **kwargs,  # `latencies`' options (`batches`, `onnx`, `rel`, `max_s`, `threads`)
+           ) -> dict:
+    "`latencies` of one model"
+    return latencies({'model': model}, **kwargs)['model']
+
+# %% ../nbs/12a_measure.ipynb #886f8372
+def _t_quantile(p:float, df:float) -> float:
+    "Student's t quantile (scipy's; fastai brings scipy)"
+    from scipy.stats import t
+    return float(t.ppf(p, df))
+
+def paired_interval(a:np.ndarray,  # arm A: right or wrong per (seed, image), shape (seeds, images)
+                    b:np.ndarray,  # arm B, the same seeds in the same order, on the same images
+                    level:float=0.95,  # the interval's coverage
+                   ) -> tuple:
+    "(mean difference A − B, lower, upper) in points: seed s paired with seed s, a seed × image variance-components t-interval"
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if a.shape != b.shape:
+        raise DynblocksError(f"Paired arms need the same seeds and images, got {a.shape} and {b.shape} (seeds, images): "
+                             "pass the rows of the seeds both arms ran, in the same order.")
+    D = a - b
+    S, N = D.shape
+    d = float(D.mean())
+    if N < 2: raise DynblocksError(f"An interval needs at least 2 test images, got {N}.")
+    if S == 1: v, df = D.var(ddof=1)/N, N - 1  # one seed: the images' noise only (the seed's cannot be seen)
+    else:
+        ds, di = D.mean(1), D.mean(0)
+        ms_s, ms_i = N*ds.var(ddof=1), S*di.var(ddof=1)
+        ms_r = float(((D - ds[:, None] - di[None, :] + d)**2).sum())/((S - 1)*(N - 1))
+        num = ms_s + ms_i - ms_r
+        if num <= 0: num = max(ms_s, ms_i)  # an estimate below zero: the larger of the two lower bounds
+        den = ms_s**2/(S - 1) + ms_i**2/(N - 1) + ms_r**2/((S - 1)*(N - 1))
+        v, df = num/(S*N), max(num**2/den if den > 0 else math.inf, S - 1)
+    h = _t_quantile(0.5 + level/2, df)*math.sqrt(v) if v > 0 else 0.
+    return 100*d, 100*(d - h), 100*(d + h)
+
+def look_level(level:float,  # the coverage wanted of the whole sequence of looks
+               looks:int,  # how many looks are planned (e.g. one after each round of seeds)
+              ) -> float:
+    "The coverage of each look's interval so that all `looks` together keep `level` (the error spent equally: Bonferroni)"
+    check_num(looks, 'looks', 1, whole=True)
+    return 1 - (1 - level)/looks
+
+def decide(lo:float,  # lower end of an interval, points
+           hi:float,  # upper end
+           margin:float|None=None,  # equivalence margin, points: inside ±margin counts as settled
+          ) -> str|None:
+    "What an interval settles: 'gain' or 'loss' (all on one side of zero), 'equivalent' (inside ±margin), or None"
+    if lo > 0: return 'gain'
+    if hi < 0: return 'loss'
+    if margin is not None and -margin < lo and hi < margin: return 'equivalent'
+    return None
 
 def signed(x:float,  # a difference, in points
           ) -> str:
@@ -160,7 +243,56 @@ def signed(x:float,  # a difference, in points
 def verdict(diff:float,  # mean difference in points
             lo:float,  # lower end of its interval
             hi:float,  # upper end
+            level:float=0.95,  # the interval's coverage
+            margin:float|None=None,  # equivalence margin in points (`decide`)
            ) -> str:
     "The sentence an interval supports: a measurable gain or loss only if the whole interval is on one side of zero"
-    what = 'a measurable gain' if lo > 0 else 'a measurable loss' if hi < 0 else 'no measurable difference'
-    return f"{signed(diff)} points, 95 % interval {signed(lo)} to {signed(hi)}: {what}"
+    dec = decide(lo, hi, margin)
+    what = f'equivalent within ±{margin:g} points' if dec == 'equivalent' else \
+           {'gain': 'a measurable gain', 'loss': 'a measurable loss', None: 'no measurable difference'}[dec]
+    return f"{signed(diff)} points, {100*level:.3g} % interval {signed(lo)} to {signed(hi)}: {what}"
+
+# %% ../nbs/12a_measure.ipynb #6dc9752e
+_SIM = dict(base=1.5, image_sd=1.5, seed_sd=0.05, arm_image_sd=0.3, shared_sd=1.0, noise_sd=0.7)  # `simulate_study`'s defaults
+
+def simulate_study(rng,  # a NumPy `Generator`
+                   seeds:int=5,  # seeds per arm (seed s of A shares its common noise with seed s of B)
+                   images:int=2000,  # test images
+                   effect:float=0.,  # arm A's effect on the logit of being right
+                   base:float=1.5,  # the mean logit (1.5: about 80 % right)
+                   image_sd:float=1.5,  # how much images differ in difficulty (both arms)
+                   seed_sd:float=0.05,  # a seed's training luck, per arm
+                   arm_image_sd:float=0.3,  # images on which one arm is better than the other
+                   shared_sd:float=1.0,  # noise of (seed, image) shared by both arms (common random numbers)
+                   noise_sd:float=0.7,  # noise of each run on each image
+                  ) -> tuple:
+    "(A, B): right or wrong per (seed, image) of two arms drawn with known image, seed and arm effects"
+    z = rng.normal(base, image_sd, images) + rng.normal(0, shared_sd, (seeds, images))
+    out = []
+    for e in (effect, 0.):
+        logit = z + e + rng.normal(0, seed_sd, (seeds, 1)) + rng.normal(0, arm_image_sd, images) + rng.normal(0, noise_sd, (seeds, images))
+        out.append(rng.random((seeds, images)) < 1/(1 + np.exp(-logit)))
+    return tuple(out)
+
+def true_difference(effect:float,  # as `simulate_study` takes it
+                    **kw,  # its other effects (default: its defaults)
+                   ) -> float:
+    "The accuracy difference A − B in points that `effect` makes over all images and seeds of `simulate_study`'s model"
+    k = {**_SIM, **{n: v for n, v in kw.items() if n in _SIM}}
+    sd = math.sqrt(k['image_sd']**2 + k['shared_sd']**2 + k['seed_sd']**2 + k['arm_image_sd']**2 + k['noise_sd']**2)
+    x, w = np.polynomial.hermite_e.hermegauss(101)  # E over a normal logit, by Gauss-Hermite quadrature
+    acc = lambda e: float((w/(1 + np.exp(-(k['base'] + e + sd*x)))).sum()/w.sum())
+    return 100*(acc(effect) - acc(0.))
+
+def coverage(interval=None,  # `f(A, B) -> (diff, lo, hi)` (default: `paired_interval`)
+             studies:int=1000,  # simulated studies
+             seed:int=0,  # of the simulation
+             **kw,  # `simulate_study`'s arguments
+            ) -> dict:
+    "How often `interval` contains the true difference, and its mean half-width, over simulated studies with a known answer"
+    interval, rng = interval or paired_interval, np.random.default_rng(seed)
+    truth, hits, half, ds = true_difference(**{'effect': 0., **kw}), 0, [], []
+    for _ in range(studies):
+        d, lo, hi = interval(*simulate_study(rng, **kw))
+        hits += lo <= truth <= hi; half.append((hi - lo)/2); ds.append(d)
+    return dict(coverage=hits/studies, half_width=float(np.mean(half)), sd=float(np.std(ds)), truth=truth, studies=studies)

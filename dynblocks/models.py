@@ -314,12 +314,23 @@ def list_models(pattern:str='*',  # shell-style filter, e.g. 'dyn_*'
 def create_model(name:str,  # a name from `list_models()`, or 'torchvision:NAME', 'timm:NAME', 'fastai:NAME' (`external_model`)
                  n_out:int=10,  # number of classes
                  n_in:int=3,  # input channels
-                 **kwargs,  # passed to the model function (`width`, `impl`, `n_branches`, `act_cls`, …; `dynamize` for another library's model)
+                 dynamize:dict|None=None,  # options of `dynamize` (e.g. `{'n_branches': 2}`): the built model's convolutions made dynamic
+                 **kwargs,  # passed to the model function (`width`, `impl`, `n_branches`, `act_cls`, …)
                 ) -> nn.Module:
-    "Build the registered model `name`, or another library's model by name"
-    if ':' in str(name): return external_model(name, n_out, n_in, **kwargs)
+    "Build the registered model `name`, or another library's model by name, optionally dynamized"
+    if ':' in str(name): return external_model(name, n_out, n_in, dynamize=dynamize, **kwargs)
     if name not in MODELS: unknown('model', name, list_models())
-    return MODELS[name](n_out=n_out, n_in=n_in, **kwargs)
+    return _dynamized(MODELS[name](n_out=n_out, n_in=n_in, **kwargs), dynamize)
+
+def _dynamized(m:nn.Module, dynamize:dict|None) -> nn.Module:
+    "`m` with `dynamize(m, **dynamize)` applied, its options checked first (`None`: `m` as it is)"
+    if dynamize is None: return m
+    if not isinstance(dynamize, dict): raise DynblocksError(f"`dynamize` must be a dict of `dynamize` options, got {dynamize!r:.80}.")
+    import inspect
+    ok = [k for k in inspect.signature(_dynamize).parameters if k != 'model']
+    bad = [k for k in dynamize if k not in ok]
+    if bad: unknown('`dynamize` option', bad[0], ok)
+    return _dynamize(m, **dynamize)
 
 LIBRARIES = ('torchvision', 'timm', 'fastai')  # libraries whose classification models `create_model` builds as 'library:name'
 
@@ -368,13 +379,7 @@ def external_model(name:str,  # 'torchvision:resnet18', 'timm:resnet18', 'fastai
     else:
         from fastai.vision.models import xresnet
         m = getattr(xresnet, arch)(n_out=n_out, c_in=n_in)
-    if dynamize is not None:
-        if not isinstance(dynamize, dict): raise DynblocksError(f"`dynamize` must be a dict of `dynamize` options, got {dynamize!r:.80}.")
-        import inspect
-        ok = [k for k in inspect.signature(_dynamize).parameters if k != 'model']
-        bad = [k for k in dynamize if k not in ok]
-        if bad: unknown('`dynamize` option', bad[0], ok)
-        _dynamize(m, **dynamize)
+    m = _dynamized(m, dynamize)
     m.n_in = n_in  # what `count_flops` reads
     return m
 

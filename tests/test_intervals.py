@@ -1,0 +1,53 @@
+"The paired interval against known answers: coverage with and without an effect, the interval used before failing it, false positives under sequential looks, and a latency A/A."
+import sys
+from pathlib import Path
+import numpy as np
+import pytest
+from dynblocks.measure import coverage, paired_interval, simulate_study, look_level, decide
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = [dict(seed_sd=0.02), dict(seed_sd=0.02, effect=0.05), dict(seed_sd=0.15), dict(seed_sd=0.15, effect=0.1, seeds=3)]
+
+@pytest.mark.parametrize('kw', SETTINGS, ids=['none-small', 'effect-small', 'none-large', 'effect-large-3seeds'])
+def test_coverage(kw):
+    "Thousand simulated studies (2,000 test images each) with known image, seed and arm effects: the 95 % interval covers the truth 93-97 % of the time"
+    c = coverage(paired_interval, studies=1000, images=2000, seed=1, **kw)
+    assert 0.93 <= c['coverage'] <= 0.97, c
+
+def test_the_interval_used_before_fails_coverage():
+    "The independent bootstrap (each arm's seeds resampled apart) counts the seed noise the pairing removes: it covers nearly always, so it is too wide"
+    sys.path.insert(0, str(ROOT/'bench'))
+    from intervals import independent_bootstrap
+    c = coverage(independent_bootstrap, studies=200, images=2000, seed=1, seed_sd=0.02)
+    assert not 0.93 <= c['coverage'] <= 0.97 and c['coverage'] > 0.97, c
+
+def test_false_positives_under_sequential_looks():
+    "No effect, looked at after 3, 4 and 5 seeds: at `look_level` no more than 5 % of studies ever read a gain or a loss; at 95 % each, more do"
+    def fpr(level, studies=1000):
+        rng, hits = np.random.default_rng(2), 0
+        for _ in range(studies):
+            A, B = simulate_study(rng, seeds=5, images=2000, seed_sd=0.05)
+            hits += any(decide(*paired_interval(A[:s], B[:s], level)[1:]) in ('gain', 'loss') for s in (3, 4, 5))
+        return hits/studies
+    corrected, naive = fpr(look_level(0.95, 3)), fpr(0.95)
+    assert corrected <= 0.05 and naive > corrected, (corrected, naive)
+
+def test_pairs_by_seed():
+    "Seed s is paired with seed s: arms that differ only by a per-seed shift shared with the baseline read no difference"
+    rng = np.random.default_rng(0)
+    A = rng.random((5, 3000)) < np.linspace(0.6, 0.9, 5)[:, None]  # seeds of very different quality ...
+    d, lo, hi = paired_interval(A, A.copy())  # ... shared by both arms: nothing left to vary
+    assert (d, lo, hi) == (0., 0., 0.)
+    with pytest.raises(Exception, match='same seeds and images'): paired_interval(A[:4], A)
+
+@pytest.mark.serial
+def test_latency_aa():
+    "Two copies of one network, timed side by side: 1.00× within ±5 % at batch 1 and 64, in PyTorch and ONNX Runtime"
+    from dynblocks.models import create_model
+    from dynblocks.measure import latencies
+    m = create_model('dyn_tiny', width=0.5).eval()
+    m.meta = dict(arch='dyn_tiny', model_kw=dict(width=0.5), n_in=3, n_out=10, size=32, vocab=[], normalize=None)
+    lat = latencies({'a': m, 'b': m}, max_s=90)
+    ratios = {f'{be} {b}': lat['a'][be][b]/lat['b'][be][b] for be in ('eager', 'onnx') for b in ('1', '64')}
+    assert all(0.95 <= r <= 1.05 for r in ratios.values()), (ratios, lat['a']['calls'], lat['b']['calls'])
+    assert not lat['a']['capped'], lat['a']['calls']  # every median known within ±3 %
