@@ -73,6 +73,7 @@ class CompareConfig:
     valid:float = 0.1  # the fraction of the training images held out to judge the sweep (never the test set)
     exact:int|None = None  # the first `exact` test images are exact copies: scored apart from the rest (e.g. JPEG copies)
     latency:bool = True  # measure each arm's inference latency at batch 1 and 64, PyTorch and ONNX Runtime
+    latency_s:float = 300.  # the latency run's cap in seconds (it stops earlier once every median is known within ±3 %)
     max_other:float|None = None  # before each run, wait until other processes use fewer cores than this; a run beside more is marked loaded
     extend:int = 3  # a sweep that chose its largest (smallest) factor gets one more beyond it, a geometric step, at most this many times
     max_seeds:int|None = None  # sequential: after `seeds`, add one seed per round up to this many, until every arm's interval settles
@@ -105,6 +106,7 @@ class CompareConfig:
             check_num(self.margin, 'margin', 0, ends='(]')
         if self.exact is not None: check_num(self.exact, 'exact', 1, whole=True)
         if self.max_other is not None: check_num(self.max_other, 'max_other', 0)
+        check_num(self.latency_s, 'latency_s', 1, 3600)
 
     def arm(self,
             name:str,  # an arm's name
@@ -138,11 +140,13 @@ def _sweep_id(cfg:CompareConfig, a:Arm, f:float) -> str:
 
 _KINDS = ('sweep', 'final', 'latency')  # the kinds of run in a comparison, in the order they are run
 
-def sweep_score(r:dict) -> float:
+def sweep_score(r:dict,  # a finished sweep run
+               ) -> float:
     "A sweep run's held-out accuracy (with its TTA where it had one)"
     return r['acc_tta'] if r['acc_tta'] is not None else r['acc']
 
-def sweep_best(rows:list) -> dict:
+def sweep_best(rows:list,  # finished sweep runs of one arm
+              ) -> dict:
     "The sweep run with the best held-out accuracy; ties go to the factor nearest 1"
     return max(rows, key=lambda r: (round(sweep_score(r), 6), -abs(math.log(r['factor']))))
 

@@ -98,9 +98,17 @@ def make_parser() -> argparse.ArgumentParser:
     co.add_argument('--margin', type=_pos_float, default=None, help='with --max-seeds: an interval inside ±MARGIN points also settles '
                     'the comparison (equivalence), e.g. 0.5')
     co.add_argument('--no-latency', dest='latency', action='store_false', help='skip the latency measurements')
+    co.add_argument('--latency-s', type=_pos_float, default=None, help="the latency run's cap in seconds (default: 300; it stops "
+                    "once every median is known within ±3 %%)")
     co.add_argument('--max-other', type=float, default=None, help='wait before each run until other processes use fewer cores than '
                     'this, and mark runs beside more as loaded (their seconds are left out)')
     co.add_argument('--summary', action='store_true', help='print the summary of the runs done so far; run nothing')
+    co.add_argument('--storage', default=None, help="where the runs are claimed and recorded: an RDB URL such as "
+                    "postgresql+psycopg2://user:password@host/db for workers on many machines (default: SQLite, jobs.db in --out)")
+    co.add_argument('--study', default=None, help="the comparison's name in --storage (default: --out's folder name)")
+    co.add_argument('--heartbeat', type=_pos_int, default=30, help='seconds between a running run\'s heartbeats (default: 30)')
+    co.add_argument('--grace', type=_pos_int, default=120, help='seconds without a heartbeat before a run counts as killed and is '
+                    'taken again (default: 120)')
     co.add_argument('--only', nargs='+', choices=['sweep', 'final', 'latency'], default=None, help="this worker takes only these "
                     "runs (e.g. `--only latency` on the machine the models will serve from, once the final runs are done)")
     pr = sub.add_parser('predict', help='class and probability for each image')
@@ -245,20 +253,22 @@ def _compare_config(args):
         arms = arch_arms(args.arch, args.dynamize, args.recipe or 'default', args.equal_time)
     else:
         given = [f"--{k.replace('_', '-')}" for k in ('dynamize', 'recipe', 'seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline',
-                                                    'lr_factors', 'sweep', 'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin')
+                                                    'lr_factors', 'sweep', 'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin',
+                                                    'latency_s')
                  if getattr(args, k) is not None]
         if given: raise DynblocksError(f"{' '.join(given)} describe a new comparison: give its arms too (--arms FILE or --arch NAME), "
                                        f"or continue the one in {args.out} with --out alone.")
         return None
     kw = {k: getattr(args, k) for k in ('seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline', 'lr_factors', 'sweep',
-                                         'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin') if getattr(args, k) is not None}
+                                         'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin', 'latency_s') if getattr(args, k) is not None}
     return CompareConfig(arms, latency=args.latency, **kw)
 
 def _compare(args):
     "Run `dynblocks compare`: the comparison's runs, then its table, verdicts and plots"
     from dynblocks.compare import compare, table, _lines
     cfg = None if args.summary else _compare_config(args)
-    s = compare(cfg, args.out, work=not args.summary, **({'kinds': tuple(args.only)} if args.only else {}))
+    s = compare(cfg, args.out, work=not args.summary, storage=args.storage, study=args.study, heartbeat=args.heartbeat, grace=args.grace,
+                **({'kinds': tuple(args.only)} if args.only else {}))
     import pandas as pd
     with pd.option_context('display.width', 200, 'display.max_columns', 30): print(table(s).to_string())
     for name, a in s['arms'].items():

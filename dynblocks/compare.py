@@ -6,7 +6,7 @@ Docs: https://dynblocks.github.io/dynblocks/compare.html.md"""
 
 # %% ../nbs/13b_compare.ipynb #d80bee0f
 from __future__ import annotations
-import json, math, os, socket, statistics, threading, time
+import json, math, os, socket, statistics, time
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
@@ -17,8 +17,8 @@ from .arms import BEST_VALID, Arm, CompareConfig, jobs, seeds_now, sweep_factors
 # `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait for them
 
 # %% auto #0
-__all__ = ['read_results', 'best_by_valid', 'run_worker', 'summarize', 'table', 'plot_pareto', 'load_config', 'arch_arms',
-           'check_comparison', 'compare']
+__all__ = ['JobStore', 'read_results', 'best_by_valid', 'run_worker', 'summarize', 'table', 'plot_pareto', 'load_config',
+           'arch_arms', 'check_comparison', 'compare']
 
 # %% ../nbs/13b_compare.ipynb #ad29b003
 def _run_config(cfg:CompareConfig, job:dict, lr:float|None, seconds:float|None):
@@ -67,42 +67,124 @@ def _whole(r) -> bool:
     "Whether a line of `results.jsonl` is a whole record (a kill while appending, or a full disk, leaves a cut one)"
     return isinstance(r, dict) and isinstance(r.get('id'), str) and r.get('kind') in _NEEDS and all(k in r for k in _NEEDS[r['kind']])
 
+def _optuna():
+    try: import optuna
+    except ImportError: raise DynblocksError("dynblocks compare keeps its runs in Optuna's storage: pip install 'dynblocks[tune]'") from None
+    return optuna
+
+from contextlib import contextmanager
+@contextmanager
+def _quiet(optuna):
+    "Inside: Optuna's info lines ('Using an existing study …') and its notes on heartbeats (experimental, meant for `optimize`) unsaid (restored after)"
+    import warnings
+    v = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Heartbeat of storage is supposed to be used with Study.optimize')
+            warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental since Optuna 2.9
+            yield
+    finally: optuna.logging.set_verbosity(v)
+
+class JobStore:
+    "A comparison's runs as trials of Optuna studies (one per kind of run) in an RDB storage: exactly-once claims, heartbeats, a killed worker's run failed and taken again"
+    def __init__(self,
+                 folder:str|Path,  # the comparison's folder (its default storage: `jobs.db` in it)
+                 storage:str|None=None,  # an RDB URL, e.g. 'postgresql+psycopg2://user:password@host/db' for workers on many machines (default: SQLite in `folder`)
+                 study:str|None=None,  # the name the comparison's studies start with (default: 'compare', or the folder's name for a given storage)
+                 heartbeat:int=30,  # seconds between a running trial's heartbeats
+                 grace:int=120,  # seconds without a heartbeat before a run counts as killed, and is taken again
+                ):
+        optuna = _optuna()
+        from dynblocks.tune import _storage, _retry
+        folder = Path(folder)
+        self.url = storage or f"sqlite:///{folder.resolve()/'jobs.db'}"
+        self.prefix = study or ('compare' if storage is None else folder.resolve().name)
+        kw = dict(connect_args={'timeout': 60}) if self.url.startswith('sqlite') else {}  # workers of one folder wait for SQLite's lock
+        with _storage(self.url), _quiet(optuna):
+            self.storage = optuna.storages.RDBStorage(self.url, heartbeat_interval=heartbeat, grace_period=grace, engine_kwargs=kw)
+            self.studies = {k: _retry(lambda k=k: optuna.create_study(study_name=f'{self.prefix}/{k}', storage=self.storage, load_if_exists=True))
+                            for k in _KINDS}
+        self.TS, self.optuna = optuna.trial.TrialState, optuna
+
+    def results(self) -> dict:
+        "The finished runs by id (the last finished trial of a run wins)"
+        ts = sorted((t for s in self.studies.values() for t in s.get_trials(deepcopy=False, states=(self.TS.COMPLETE,))
+                     if _whole(t.user_attrs.get('result'))), key=lambda t: t.datetime_complete)
+        return {t.user_attrs['result']['id']: t.user_attrs['result'] for t in ts}
+
+    def _active(self, kind:str) -> dict:
+        "{run id: [(trial number, state)]} of the waiting and running trials of `kind`"
+        out = {}
+        for t in self.studies[kind].get_trials(deepcopy=False, states=(self.TS.WAITING, self.TS.RUNNING)):
+            if 'job' in t.user_attrs: out.setdefault(t.user_attrs['job'], []).append((t.number, t.state))
+        return out
+
+    def offer(self,
+              ready:list,  # runs (from `jobs`) whose prerequisites are done
+             ):
+        "Enqueue the ready runs that no trial holds or waits for (a killed worker's trial is failed first: its run is offered again)"
+        import optuna
+        with _quiet(optuna):
+            for s in self.studies.values(): optuna.storages.fail_stale_trials(s)
+        for kind in _KINDS:
+            active = self._active(kind)
+            for j in ready:
+                if j['kind'] == kind and j['id'] not in active: self.studies[kind].enqueue_trial({}, user_attrs={'job': j['id']})
+
+    def take(self,
+             kinds,  # the kinds of run this worker takes
+             done,  # `done(run id)`: whether the run is finished (a trial of it is then failed, not run)
+            ) -> tuple:
+        "(the run id, its trial, its study) this worker now holds, or None when no run of `kinds` waits; two trials of one run: the first keeps it"
+        for kind in kinds:
+            s = self.studies[kind]
+            while s.get_trials(deepcopy=False, states=(self.TS.WAITING,)):
+                with _quiet(self.optuna): t = s.ask()
+                job = t.user_attrs.get('job')
+                if job is None: s.tell(t, state=self.TS.FAIL); continue  # another worker took the last waiting trial first: ask made an empty one
+                rivals = [n for n, st in self._active(kind).get(job, []) if st == self.TS.RUNNING and n < t.number]
+                if rivals or done(job): s.tell(t, state=self.TS.FAIL); continue  # enqueued twice by two workers: the first trial runs it
+                return job, t, s
+        return None
+
+    def holding(self,
+                trial,  # a trial from `take`
+               ):
+        "Inside: `trial`'s heartbeat goes on (Optuna's heartbeat thread), so other workers know the run is alive"
+        from optuna.storages._heartbeat import get_heartbeat_thread  # the thread `optimize` runs (Optuna has no public one for ask/tell)
+        return get_heartbeat_thread(trial._trial_id, self.storage)
+
+    def finish(self,
+               study,  # the study `take` gave
+               trial,  # the trial `take` gave
+               res:dict,  # the run's result
+              ):
+        "Record a finished run: its result on its trial, the trial complete"
+        trial.set_user_attr('result', res)
+        study.tell(trial, 0.)
+
+    def running(self) -> int:
+        "How many runs other workers hold now"
+        return sum(st == self.TS.RUNNING for k in _KINDS for v in self._active(k).values() for _, st in v)
+
 def read_results(folder:str|Path,  # a comparison's folder
+                 store:JobStore|None=None,  # its runs' storage (default: `jobs.db` in `folder` if there)
                 ) -> tuple:
-    "(the finished runs by id: the last whole line of an id wins; the numbers of the lines that are not whole records, skipped)"
-    fn = Path(folder)/'results.jsonl'
-    if not fn.exists(): return {}, []
-    out, bad = {}, []
-    for i, line in enumerate(fn.read_text(errors='replace').splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except ValueError: r = None
-        if _whole(r): out[r['id']] = r
-        else: bad.append(i)
+    "(the finished runs by id: `results.jsonl`'s whole lines, then the storage's finished trials, the last of an id winning; the numbers of the lines that are not whole records, skipped)"
+    fn, out, bad = Path(folder)/'results.jsonl', {}, []
+    if fn.exists():
+        for i, line in enumerate(fn.read_text(errors='replace').splitlines(), 1):
+            if not line.strip(): continue
+            try: r = json.loads(line)
+            except ValueError: r = None
+            if _whole(r): out[r['id']] = r
+            else: bad.append(i)
+    if store is None and (Path(folder)/'jobs.db').exists(): store = JobStore(folder)
+    if store is not None: out.update(store.results())  # the storage holds every run finished since it was made: it wins
     return out, bad
 
-def _results(folder:Path) -> dict: return read_results(folder)[0]
-
 def _lines(bad:list) -> str: return f"line {bad[0]} is" if len(bad) == 1 else f"lines {', '.join(map(str, bad))} are"
-
-def _alive(claim:dict) -> bool:
-    "Whether the worker holding `claim` may still be running: another machine's always (until its claim goes quiet)"
-    if claim.get('host') != socket.gethostname(): return True
-    try: os.kill(int(claim['pid']), 0); return True
-    except (OSError, ValueError, KeyError): return False
-
-class _Claim:
-    "A run held by this worker: a file under `claims/`, touched every few seconds while the run goes on"
-    def __init__(self, fn:Path, every:float=5.): self.fn, self.every, self.stop = fn, every, threading.Event()
-    def _beat(self):
-        while not self.stop.wait(self.every):
-            try: os.utime(self.fn)
-            except OSError: pass
-    def __enter__(self):
-        self.thread = threading.Thread(target=self._beat, daemon=True); self.thread.start(); return self
-    def __exit__(self, *exc):
-        self.stop.set(); self.thread.join()
-        self.fn.unlink(missing_ok=True)
 
 def _lr_chosen(cfg:CompareConfig, arm:Arm, done:dict):
     "(the learning rate the sweep chose for `arm`: best held-out accuracy, ties to the factor nearest 1; its score), or the arm's own `lr`"
@@ -131,28 +213,17 @@ def _redo(r:dict) -> bool:
     "A final run measured beside other work (loaded) is run once more: its accuracy stands either way, its seconds only when clean"
     return r['kind'] == 'final' and r.get('loaded') and r.get('attempt', 1) < 2
 
-def _next(cfg:CompareConfig, folder:Path, grace:float, kinds=_KINDS):
-    "The next run of `kinds` this worker may take (claimed for it), `'wait'` while others hold what is left, or `None` when all is done"
-    from filelock import FileLock
-    with FileLock(str(folder/'.jobs.lock')):
-        done, waiting = _results(folder), False
-        for j in jobs(cfg, done):
-            if j['kind'] not in kinds or (j['id'] in done and not _redo(done[j['id']])): continue
-            if any(a not in done for a in j['after']): waiting = True; continue
-            src = _source(cfg, cfg.arm(j['arm']), done) if j['kind'] == 'final' and cfg.arm(j['arm']).time_of == BEST_VALID else None
-            if src is not None and f"final/{src}/s{j['seed']}" not in done: waiting = True; continue
-            fn = folder/'claims'/(j['id'].replace('/', '-') + '.json')
-            if fn.exists():
-                try: held = json.loads(fn.read_text())
-                except ValueError: held = {}
-                if _alive(held) and time.time() - fn.stat().st_mtime < grace: waiting = True; continue
-            fn.parent.mkdir(exist_ok=True)
-            atomic_write(fn, lambda f: f.write_text(json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), since=time.time()))))
-            return j, fn, done
-        return ('wait' if waiting else None), None, done
+def _ready(cfg:CompareConfig, j:dict, done:dict) -> bool:
+    "Whether run `j` may start: the runs it waits for are done (a derived arm's source known)"
+    if any(a not in done for a in j['after']): return False
+    a = cfg.arm(j['arm']) if j['arm'] else None
+    if j['kind'] == 'final' and a.time_of == BEST_VALID:
+        src = _source(cfg, a, done)
+        return src is not None and f"final/{src}/s{j['seed']}" in done
+    return True
 
 def _append(folder:Path, res:dict):
-    "Add a finished run to `results.jsonl`, under the comparison's lock: one line, flushed to disk, never glued to a cut one"
+    "Add a finished run to `results.jsonl` (the comparison's portable record, beside the storage), under a lock: one line, flushed to disk, never glued to a cut one"
     from filelock import FileLock
     fn = folder/'results.jsonl'
     with FileLock(str(folder/'.jobs.lock')):
@@ -184,40 +255,56 @@ def _latency_job(cfg:CompareConfig, job:dict, folder:Path, say) -> dict:
     for a in cfg.arms:
         if a.time_of is None: models[a.name], seeds[a.name] = _arm_model(cfg, a, folder, job['seed'])  # a derived arm's model is its source's
     if cfg.max_other is not None: wait_for_idle(cfg.max_other, say=say)
-    with LoadMeter(cfg.max_other) as lm: lat = latencies(models)
+    with LoadMeter(cfg.max_other) as lm: lat = latencies(models, max_s=cfg.latency_s)
     return dict(id=job['id'], kind='latency', arm=None, seeds=seeds, arms=lat, machine=machine(), **lm.record)
+
+def _one(cfg:CompareConfig, job:dict, folder:Path, done:dict, say) -> dict:
+    "Run one sweep, final or latency run; its result"
+    if job['kind'] == 'latency': return _latency_job(cfg, job, folder, say)
+    a = cfg.arm(job['arm'])
+    lr = _lr_chosen(cfg, a, done)[0] if job['kind'] == 'final' else a.run_config().resolved().lr*job['factor']
+    if a.time_of and _source(cfg, a, done) is None:
+        raise DynblocksError(f"Arm {a.name!r} takes the seconds of the dynamic arm the validation ranks first, and no arm is dynamic.")
+    src = done.get(f"final/{_source(cfg, a, done)}/s{job['seed']}") if a.time_of else None
+    return _run(cfg, job, folder, lr, src['run_s'] if src else None, say)
 
 def run_worker(cfg:CompareConfig,  # the comparison
                folder:str|Path,  # its folder
                say=print,  # where each finished run is reported (one line)
-               grace:float=120.,  # seconds a claim may go untouched before another worker takes its run over
+               store:JobStore|None=None,  # where the runs are claimed and recorded (default: `JobStore(folder)`, SQLite in the folder)
                poll:float=5.,  # seconds between looks while other workers hold the runs left
                kinds=_KINDS,  # the kinds of run this worker takes (e.g. `('latency',)` on the machine the model will serve from)
               ) -> int:
-    "Take and run the comparison's runs until none is left; returns how many this worker ran"
+    "Take and run the comparison's runs until none is left for this worker; returns how many it ran"
     folder, n = Path(folder), 0
     if not kinds or set(kinds) - set(_KINDS): raise DynblocksError(f"Kinds of run {list(kinds)}: choose among {', '.join(_KINDS)}.")
+    store = store or JobStore(folder)
     while True:
         while (folder/'pause').exists(): time.sleep(poll)  # `touch DIR/pause` holds the workers between runs (e.g. for a test run beside them)
-        job, fn, done = _next(cfg, folder, grace, kinds)
-        if job is None: return n
-        if job == 'wait': time.sleep(poll); continue
-        with _Claim(fn):
-            if job['kind'] == 'latency': res = _latency_job(cfg, job, folder, say)
-            else:
-                a = cfg.arm(job['arm'])
-                lr = _lr_chosen(cfg, a, done)[0] if job['kind'] == 'final' else None
-                if job['kind'] == 'sweep': lr = a.run_config().resolved().lr*job['factor']
-                if a.time_of and _source(cfg, a, done) is None:
-                    raise DynblocksError(f"Arm {a.name!r} takes the seconds of the dynamic arm the validation ranks first, and no arm is dynamic.")
-                src = done.get(f"final/{_source(cfg, a, done)}/s{job['seed']}") if a.time_of else None
-                res = _run(cfg, job, folder, lr, src['run_s'] if src else None, say)
-            res.update(worker=f"{socket.gethostname()}:{os.getpid()}", finished=time.strftime('%Y-%m-%dT%H:%M:%S'), machine=machine(),
-                       attempt=done[job['id']].get('attempt', 1) + 1 if job['id'] in done else 1)
-            _append(folder, res)
+        done = read_results(folder, store)[0]
+        plan = {j['id']: j for j in jobs(cfg, done)}
+        todo = lambda i: i not in done or _redo(done[i])
+        ready = [j for j in plan.values() if j['kind'] in kinds and todo(j['id']) and _ready(cfg, j, done)]
+        if not any(j['kind'] in kinds and todo(i) for i, j in plan.items()): return n
+        store.offer(ready)
+        got = store.take(kinds, lambda i: not todo(i) or i not in plan)
+        if got is None:
+            if not ready and not store.running(): return n  # what is left waits for runs of kinds this worker does not take
+            time.sleep(poll); continue
+        i, trial, study = got
+        job = plan[i]
+        try:
+            with store.holding(trial): res = _one(cfg, job, folder, done, say)
+        except BaseException:
+            study.tell(trial, state=store.TS.FAIL)  # offered again at the next look
+            raise
+        res.update(worker=f"{socket.gethostname()}:{os.getpid()}", finished=time.strftime('%Y-%m-%dT%H:%M:%S'), machine=machine(),
+                   attempt=done[i].get('attempt', 1) + 1 if i in done else 1, trial=trial.number)
+        store.finish(study, trial, res)
+        _append(folder, res)
         n += 1
         acc = '' if job['kind'] == 'latency' else f": {100*(res.get('test_acc') or res['acc_tta'] or res['acc']):.2f} %"
-        say(f"{job['id']}{acc} ({res.get('train_s', 0):.0f} s{', loaded' if res.get('loaded') else ''})")
+        say(f"{i}{acc} ({res.get('train_s', 0):.0f} s{', loaded' if res.get('loaded') else ''})")
 
 # %% ../nbs/13b_compare.ipynb #3a852022
 def _subsets(n:int, exact:int|None) -> dict:
@@ -261,10 +348,11 @@ def _pair(cfg:CompareConfig, finals:dict, a:str, b:str, subsets:dict) -> dict|No
                 verdict={k: verdict(*v, cfg.level, cfg.margin) for k, v in iv.items()}, **_time_ratio(finals[a], finals[b]))
 
 def summarize(folder:str|Path,  # a comparison's folder
+              store:JobStore|None=None,  # its runs' storage (default: `jobs.db` in the folder if there, else `results.jsonl` alone)
              ) -> dict:
-    "Every figure of a comparison, computed from its `compare.json` and the whole records of its `results.jsonl`"
+    "Every figure of a comparison, computed from its `compare.json` and its finished runs (`read_results`)"
     folder = Path(folder)
-    cfg, (done, bad) = load_config(folder), read_results(folder)
+    cfg, (done, bad) = load_config(folder), read_results(folder, store)
     finals = {a.name: sorted((r for r in done.values() if r['kind'] == 'final' and r['arm'] == a.name), key=lambda r: r['seed'])
               for a in cfg.arms}
     n = next((r['n_test'] for rs in finals.values() for r in rs), None)
@@ -410,6 +498,10 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
             log:bool=True,  # one line per finished run
             work:bool=True,  # run this worker's share of the runs (False: only summarize what is there)
             kinds=_KINDS,  # the kinds of run this worker takes: 'sweep', 'final', 'latency'
+            storage:str|None=None,  # where the runs are claimed and recorded: an RDB URL (workers on many machines), default SQLite in `out`
+            study:str|None=None,  # the name of its studies in `storage` (default: `out`'s folder name)
+            heartbeat:int=30,  # seconds between a running run's heartbeats
+            grace:int=120,  # seconds without a heartbeat before a run counts as killed and is taken again
            ) -> dict:
     "Run a comparison (or join one, or continue it) in `out`, then summarize it; returns the summary"
     out = Path(out)
@@ -425,10 +517,11 @@ def compare(cfg:CompareConfig|None,  # the comparison (None: continue the one sa
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out/'compare.json', lambda f: f.write_text(json.dumps(cfg.to_dict(), indent=1)))
     say = print if log else (lambda *a: None)
-    bad = read_results(out)[1]
-    if bad: say(f"note: {out/'results.jsonl'}: {_lines(bad)} not a whole record (a kill while writing, or a full disk): skipped; its run is run again")
-    if work: run_worker(cfg, out, say, kinds=kinds)
-    s = summarize(out)
+    store = JobStore(out, storage, study, heartbeat, grace) if work or storage else None
+    bad = read_results(out, store)[1]
+    if bad: say(f"note: {out/'results.jsonl'}: {_lines(bad)} not a whole record (a kill while writing, or a full disk): skipped")
+    if work: run_worker(cfg, out, say, store, kinds=kinds)
+    s = summarize(out, store)
     atomic_write(out/'summary.json', lambda f: f.write_text(json.dumps(s, indent=1)))
     if any(a['acc'] for a in s['arms'].values()):
         import matplotlib.pyplot as plt

@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent/'dynblocks'
 ARMS = [dict(name='tiny', arch='dyn_tiny', model_kw=dict(width=0.25, n_branches=1), what='the static twin'),
         dict(name='tiny_dyn', arch='dyn_tiny', model_kw=dict(width=0.25, n_branches=2, start='twin'), what='two branches, twin start')]
-FLAGS = ['--seeds', '0', '1', '--passes', '1', '--data', 'sample', '--n-train', '200', '--lr-factors', '0.5', '2', '--exact', '100', '--extend', '0']
+FLAGS = ['--seeds', '0', '1', '--passes', '1', '--data', 'sample', '--n-train', '200', '--lr-factors', '0.5', '2', '--exact', '100', '--extend', '0',
+         '--latency-s', '15']
 
 def start(out, *flags):
     return subprocess.Popen([str(EXE), 'compare', '--out', str(out), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -19,13 +20,14 @@ def test_killed_then_resumed(tmp_path):
     "Killed after its first run, `dynblocks compare --out DIR` finishes the rest, runs nothing twice, and the summary has it all"
     (tmp_path/'arms.json').write_text(json.dumps(ARMS))
     out = tmp_path/'cmp'
-    p = start(out, '--arms', str(tmp_path/'arms.json'), *FLAGS)
+    p = start(out, '--arms', str(tmp_path/'arms.json'), *FLAGS, '--heartbeat', '1', '--grace', '3')
     t0 = time.time()
     while not ((out/'results.jsonl').exists() and ids(out)) and time.time() - t0 < 300: time.sleep(0.2)
     p.send_signal(signal.SIGKILL); p.communicate(timeout=60)
     first = ids(out)
     assert len(first) >= 1 and first[0].startswith('sweep/'), first
-    r = subprocess.run([str(EXE), 'compare', '--out', str(out)], capture_output=True, text=True, timeout=900, env={**os.environ, 'CI': 'true'})
+    r = subprocess.run([str(EXE), 'compare', '--out', str(out), '--heartbeat', '1', '--grace', '3'], capture_output=True, text=True, timeout=900,
+                       env={**os.environ, 'CI': 'true'})  # the killed worker's run is taken again once its heartbeat is 3 s old
     assert r.returncode == 0, r.stderr[-3000:]
     done = ids(out)
     assert len(done) == len(set(done)) == 4 + 4 + 1 and done[:len(first)] == first  # 4 sweeps, 4 finals, 1 latency run: each once
@@ -42,13 +44,14 @@ def test_killed_then_resumed(tmp_path):
         edge = 'largest' if s['arms'][a]['lr'] == max(x['lr'] for x in s['arms'][a]['sweep']) else 'smallest'
         assert s['arms'][a]['lr_edge'] == edge and s['arms'][a]['sweep_capped']  # two factors, no extension: always an edge, at the cap
         assert f"{a}: its sweep chose its {edge} lr factor after 0 extensions (the cap, --extend)" in r.stdout
-        assert s['arms'][a]['latency']['side_by_side'] and all(c['n'] >= 20 for c in s['arms'][a]['latency']['calls'].values())
+        assert s['arms'][a]['latency']['side_by_side'] and all(c['n'] >= 3 for c in s['arms'][a]['latency']['calls'].values())
     assert s['arms']['tiny_dyn']['latency']['impl']['1'] in ('fused', 'aggregate')
     assert (out/'pareto.png').stat().st_size > 10_000
     assert 'tiny_dyn vs tiny (all test images): ' in r.stdout and 'runs done' in r.stdout, r.stdout
     # a study moved to another machine without its seed-0 run folders: the latency is timed on another seed's model,
     # by a worker that takes only latency runs (a final run left to do stays undone)
     shutil.rmtree(out/'runs'/'final-tiny-s0')
+    for f in out.glob('jobs.db*'): f.unlink()  # moved without its storage: results.jsonl is its record
     rows = [l for l in (out/'results.jsonl').read_text().splitlines() if json.loads(l)['id'] not in ('latency', 'final/tiny_dyn/s1')]
     (out/'results.jsonl').write_text('\n'.join(rows) + '\n')
     r = subprocess.run([str(EXE), 'compare', '--out', str(out), '--only', 'latency'], capture_output=True, text=True, timeout=300,
@@ -67,7 +70,8 @@ def test_two_workers_share_one_comparison(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert first.returncode == 2 and 'describe a new comparison' not in first.stderr  # --summary of nothing yet: no comparison there
     ps = [start(out, '--arms', str(tmp_path/'arms.json'), *FLAGS, '--no-latency'), None]
-    time.sleep(3)  # the first writes compare.json; the second joins it
+    t0 = time.time()
+    while not (out/'compare.json').exists() and time.time() - t0 < 120: time.sleep(0.2)  # the first checks its arms, writes compare.json; the second joins it
     ps[1] = start(out)
     outs = [p.communicate(timeout=900) for p in ps]
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
@@ -150,3 +154,39 @@ def test_superseded_record_moves_no_figure(tmp_path):
     after = summarize(d)
     assert after == before
     assert headline(after) == headline(before) and rows(after) == rows(before) and equal_time(after, 'best') == equal_time(before, 'best')
+
+def test_postgresql_two_workers_one_killed(tmp_path):
+    "Two workers on one comparison in a real PostgreSQL server, one killed (SIGKILL) mid-run: the other finishes it, every run done exactly once, the killed run resumed from its checkpoint"
+    pytest.importorskip('psycopg2')
+    optuna = pytest.importorskip('optuna')
+    from test_tune import postgres_server
+    (tmp_path/'arms.json').write_text(json.dumps(ARMS))
+    out = tmp_path/'cmp'
+    with postgres_server() as (port, as_postgres):
+        as_postgres(['psql', '-U', 'postgres', '-c', "CREATE USER cmp PASSWORD 'secret'"])
+        as_postgres(['createdb', '-U', 'postgres', '-O', 'cmp', 'cmp'])
+        url = f'postgresql+psycopg2://cmp:secret@127.0.0.1:{port}/cmp'  # psycopg2: the driver the tune extra installs
+        flags = ['--arms', str(tmp_path/'arms.json'), *FLAGS[:FLAGS.index('--passes')], '--passes', '4', *FLAGS[FLAGS.index('--passes') + 2:],
+                 '--no-latency', '--storage', url, '--heartbeat', '1', '--grace', '4']
+        ps = [start(out, *flags)]
+        time.sleep(2)
+        ps.append(start(out, *flags))
+        def mid_run():  # run folders with a checkpoint and no summary yet: runs past their first epoch
+            return [r for r in (out/'runs').glob('*') if (r/'checkpoint.pth').exists() and not (r/'summary.json').exists()] if (out/'runs').exists() else []
+        t0 = time.time()
+        while len(mid_run()) < 2 and time.time() - t0 < 300 and ps[0].poll() is None: time.sleep(0.1)
+        assert len(mid_run()) >= 2, ps[0].communicate(timeout=5)[1][-2000:] if ps[0].poll() is not None else 'no two runs in flight'
+        ps[0].send_signal(signal.SIGKILL); ps[0].communicate(timeout=60)
+        o, e = ps[1].communicate(timeout=900)
+        assert ps[1].returncode == 0, e[-3000:]
+        assert 'secret' not in o + e
+        S = optuna.trial.TrialState
+        trials = [t for k in ('sweep', 'final', 'latency') for t in optuna.load_study(study_name=f'cmp/{k}', storage=url).get_trials()]
+        done = [t.user_attrs['job'] for t in trials if t.state == S.COMPLETE]
+        assert len(done) == len(set(done)) == 8, sorted(done)  # 4 sweeps, 4 finals: each exactly once
+        assert sum(t.state == S.FAIL and 'job' in t.user_attrs for t in trials) >= 1  # the killed worker's run, failed by its silence
+        assert not [t for t in trials if t.state in (S.RUNNING, S.WAITING)]
+        resumed = [t.user_attrs['result'] for t in trials if t.state == S.COMPLETE and t.user_attrs['result'].get('resumed_from')]
+        assert resumed, 'the killed run started again from scratch'
+        s = json.loads((out/'summary.json').read_text())
+        assert s['complete'] and s['runs'] == 8
