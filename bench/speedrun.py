@@ -211,7 +211,7 @@ def recipe_since(sr, results=RESULTS):
     base = next(a for a in C['config']['arms'] if a['name'] == C['baseline'])
     old, new = (round(C['arms'][C['baseline']]['lr'], 6), base['model_kw'].get('init')), (round(r.lr, 6), r.arch_kw.get('init'))
     from dynblocks.compare import read_results
-    day = max(r['finished'] for r in read_results(f)[0].values())[:10]  # the library's reader: whole records, superseded ones dropped
+    day = max(r['finished'] for r in read_results(f)[0].values() if r['kind'] == 'final')[:10]  # the choice's last final run (the library's reader)
     if old == new or sr['machine']['date'] > day: return None
     won = next((a['name'] for a in C['config']['arms'] if (round(C['arms'][a['name']]['lr'], 6), a['model_kw'].get('init')) == new), None)
     ex = next(k for k in C['subsets'] if k.startswith('exact'))
