@@ -141,6 +141,7 @@ class JobStore:
             s = self.studies[kind]
             while s.get_trials(deepcopy=False, states=(self.TS.WAITING,)):
                 with _quiet(self.optuna): t = s.ask()
+                self.storage.record_heartbeat(t._trial_id)  # at once: a trial that never beat could never be failed (a kill right after `ask`)
                 job = t.user_attrs.get('job')
                 if job is None: s.tell(t, state=self.TS.FAIL); continue  # another worker took the last waiting trial first: ask made an empty one
                 rivals = [n for n, st in self._active(kind).get(job, []) if st == self.TS.RUNNING and n < t.number]
