@@ -1,10 +1,21 @@
 """Does the dynamic block pay? The study, as arms handed to `dynblocks compare` (`dynblocks.compare`).
 
     python bench/pays.py plan --budget speedrun   # its runs, and the hours they take from the first study's seconds
-    python bench/pays.py run --budget speedrun    # the twin, static_flops, the first study's three best dynamic arms, and the
-                                                  # twin given the seconds of the dynamic arm the validation ranks first
-    python bench/pays.py run --budget x4          # the twin, static_flops, the dynamic arm the validation ranked first, and
-                                                  # the twin given that arm's seconds; learning rates the speedrun's sweep chose
+    python bench/pays.py run --budget speedrun    # the twin, static_flops, every dynamic idea screened by its sweep on
+                                                  # held-out training images (the three best get final runs), and the twin
+                                                  # given the seconds of the dynamic arm the validation ranks first
+    python bench/pays.py run --budget x4          # the twin, static_flops, the dynamic arm the speedrun's validation ranked
+                                                  # first, and the twin given that arm's seconds; every lr swept at x4
+
+The re-run of issue 52 writes to `--out bench/results/pays-next` until it completes (the pages read
+`bench/results/pays/`). Its work folder may not survive the machine: `--reuse DIR` first copies every run that the
+repository's copy of this very comparison finished, so a study goes on on a fresh machine:
+
+    python bench/pays.py run --budget speedrun --data DIR --out bench/results/pays-next --reuse bench/results/pays-next/speedrun
+
+The arms pin PyTorch's init (`init=None`): `cpu10` took the Dirac init on 2026-12-06, and its re-read may drop it again.
+No run of the first re-run is reused: its arms trained with lr 0.2 as the recipe's (now 0.3), so its sweep runs are
+not runs of this comparison although the arms' names and options match.
 
 Every arm trains `dyn_cpu`'s layout (whitening stem, three groups of conv + pool + block, 32-128-128 channels) with the
 `cpu10` recipe and flip TTA (as the first study) on a stratified 45,000 of the training images: `speedrun` is 3 passes,
@@ -14,7 +25,11 @@ apart from the 9,000 JPEG copies. `compare` waits for an idle machine before eac
 cores) and marks a run beside more as loaded. The study's folder (its run folders: checkpoints and models) lives
 outside the repository (`--work`); after every run its `compare.json`, `results.jsonl`, `summary.json` and
 `pareto.png` are copied to `bench/results/pays/<budget>/`, which the page reads. The first study
-(`bench/results/pays-cpu.json`: 14 arms, 3 seeds, only the twin tuned, arms chosen on the test set) names the arms.
+(`bench/results/pays-cpu.json`: 14 arms, 3 seeds, only the twin tuned) named the ideas; its choice of three, made on
+test images, is not used: every idea is screened again here on held-out training images. Final runs: 3 seeds, then one
+more per round up to 5 while an interval against the twin neither excludes zero nor lies inside ±0.5 points
+(`compare`'s sequential rule, its level spent over the looks). Every sweep is extended past an edge it chose (at most
+three geometric steps, the cap said).
 """
 from __future__ import annotations
 import argparse, json, shutil, sys
@@ -25,10 +40,10 @@ from bench import RESULTS  # noqa: E402
 FIRST = RESULTS/'pays-cpu.json'  # the first study: its speedrun means choose the three dynamic arms re-run here
 OUT = RESULTS/'pays'  # bench/results/pays/<budget>/: what the page reads
 PASSES = dict(speedrun=3, x4=12)
-N_TRAIN, SEEDS, EXACT = 45_000, [0, 1, 2, 3, 4], 1000
-TWIN = dict(n_branches=1, norm='branch', act='branch')  # the static twin as the study first ran it (the presets' defaults may change)
+N_TRAIN, SEEDS, MAX_SEEDS, MARGIN, EXACT, KEEP = 45_000, [0, 1, 2], 5, 0.5, 1000, 3
+TWIN = dict(n_branches=1, norm='branch', act='branch', init=None)  # the static twin as the study first ran it (the presets' and cpu10's defaults may change)
 RECIPE = dict(recipe='cpu10', recipe_kw=dict(tta='flip'))
-REPORTS = dict(n_branches=2, norm='branch', act='branch', start='random', router='linear', gate='softmax')  # the reports' block
+REPORTS = dict(n_branches=2, norm='branch', act='branch', start='random', router='linear', gate='softmax', init=None)  # the reports' block, PyTorch's init
 LINEAR = dict(norm='after', act='after')  # branches linear up to the sum: BatchNorm and GELU after it
 DYNAMIC = {  # the first study's dynamic arms: `dyn_cpu` options, recipe fields, and what each is
     'reports': (REPORTS, {}, "the reports' block: 2 branches of conv-BN-GELU, softmax of one Linear, independent random kernels"),
@@ -63,26 +78,35 @@ def config(budget:str, root:Path, data=None, smoke=False):
     "The comparison of `budget`: arms as data, for `dynblocks.compare` (x4 reads the speedrun comparison's choices in `root`)"
     from dynblocks.arms import CompareConfig
     from dynblocks.compare import summarize
-    names = first_three()
-    width = static_width(DYNAMIC[names[0]][0])  # every two-branch arm has the same training FLOPs
+    width = static_width(REPORTS)  # every two-branch arm has the same training FLOPs
     twin = arm('twin', dict(TWIN), what='static twin: one branch per block, same widths')
     flops = arm('static_flops', dict(TWIN, width=width), what=f"static, width {width}: the dynamic arms' training FLOPs")
-    if budget == 'speedrun':
-        arms = [twin, flops] + [arm(n, DYNAMIC[n][0], DYNAMIC[n][1], DYNAMIC[n][2]) for n in names] + \
+    if budget == 'speedrun':  # every idea a candidate, screened on held-out training images; the KEEP best get final runs
+        ideas = list(DYNAMIC)[:2] if smoke else list(DYNAMIC)
+        arms = [twin, flops] + [arm(n, DYNAMIC[n][0], DYNAMIC[n][1], DYNAMIC[n][2], screen=True) for n in ideas] + \
                [arm('twin_time', dict(TWIN), what="static twin given the seconds of the dynamic arm the validation ranks first", time_of='best_valid')]
-    else:  # x4: the dynamic arm the speedrun's validation ranked first, and every arm at the rate its sweep chose there
+    else:  # x4: the dynamic arm the speedrun's validation ranked first; every arm's lr swept again at x4
         s = summarize(root/'speedrun') if not smoke else None
-        best = s['best_dynamic_by_valid'] if s else names[0]
-        lr = (lambda a: {'lr': s['arms'][a]['lr']}) if s else (lambda a: {})
+        best = s['best_dynamic_by_valid'] if s else first_three()[0]
+        if best is None: raise SystemExit("x4 takes the dynamic arm the speedrun's validation ranks first: its screen is not done yet.")
         kw, rk, what = DYNAMIC[best]
-        arms = [arm('twin', dict(TWIN), lr('twin'), twin.what), arm('static_flops', dict(TWIN, width=width), lr('static_flops'), flops.what),
-                arm(best, kw, {**rk, **lr(best)}, what), arm('twin_time', dict(TWIN), lr('twin'), f"static twin given {best}'s seconds", time_of=best)]
-    c = CompareConfig(arms, seeds=SEEDS, passes=PASSES[budget], data=data, n_train=N_TRAIN, exact=EXACT, baseline='twin',
-                      lr_factors=[0.7, 1.0, 1.5], sweep=2/3, valid=0.1, max_other=0.03)
+        arms = [twin, flops, arm(best, kw, rk, what), arm('twin_time', dict(TWIN), what=f"static twin given {best}'s seconds", time_of=best)]
     if smoke:  # the code path on tiny settings (tests/test_bench.py), not a measurement
-        c = CompareConfig(arms[:3] + arms[-1:], seeds=[0], passes=1, data=data, n_train=500, exact=100, baseline='twin',
-                          lr_factors=[1.0], sweep=1., valid=0.2, latency=False)
-    return c
+        return CompareConfig(arms, seeds=[0], passes=1, data=data, n_train=500, exact=100, baseline='twin',
+                             lr_factors=[1.0], sweep=1., valid=0.2, latency=False, extend=0, keep=1 if budget == 'speedrun' else None)
+    return CompareConfig(arms, seeds=SEEDS, passes=PASSES[budget], data=data, n_train=N_TRAIN, exact=EXACT, baseline='twin',
+                         lr_factors=[0.7, 1.0, 1.5], sweep=2/3, valid=0.1, max_other=0.03, max_seeds=MAX_SEEDS, margin=MARGIN,
+                         keep=KEEP if budget == 'speedrun' else None)
+
+
+def reuse(src:Path, folder:Path, cfg):
+    "Copy into `folder`'s results every run the repository's copy of this very comparison (`src`) finished: a study goes on on a fresh machine"
+    from dynblocks.compare import load_config, read_results
+    if load_config(src).to_dict() != cfg.to_dict(): sys.exit(f"{src} holds another comparison: --reuse takes the repository's copy of this one.")
+    done, have = read_results(src)[0], (read_results(folder)[0] if (folder/'results.jsonl').exists() else {})
+    new = [r for i, r in done.items() if i not in have]
+    with open(folder/'results.jsonl', 'a') as f: f.writelines(json.dumps(r) + '\n' for r in new)
+    return len(new)
 
 
 def sync(folder:Path, dest:Path):
@@ -106,12 +130,15 @@ def plan(budget:str, root:Path):
     per_pass = lambda name: ref.get(name, ref['twin'])['train_s']['mean']/PASSES[budget]  # a new arm: the twin's speed
     total, rows = 0., []
     for j in jobs(c):
-        a = c.arm(j['arm'])
-        passes = round(c.passes*c.sweep) if j['kind'] == 'sweep' else c.passes
-        secs = 30 if j['kind'] == 'latency' else per_pass(a.time_of or a.name)*passes + 45  # + data, TTA over 10,000 images, the run folder
+        if j['kind'] == 'latency': secs = c.latency_s
+        else:
+            a = c.arm(j['arm'])
+            passes = round(c.passes*c.sweep) if j['kind'] == 'sweep' else c.passes
+            secs = per_pass(a.name if a.time_of is None or a.time_of == 'best_valid' else a.time_of)*passes + 45  # + data, TTA over 10,000 images, the run folder
         total += secs; rows.append((j['id'], round(secs)))
     for i, s in rows: print(f"{i:<32}{s:>7} s")
-    print(f"{len(rows)} runs, about {total/3600:.1f} h at the first study's speed")
+    print(f"{len(rows)} runs known now, about {total/3600:.1f} h at the first study's speed"
+          + (" (the screened ideas' final runs are known once the screen is done)" if any(a.screen for a in c.arms) else ""))
 
 
 def main(argv=None):
@@ -124,6 +151,7 @@ def main(argv=None):
     p.add_argument('--only', nargs='+', choices=['sweep', 'final', 'latency'], default=None,
                    help="take only these runs (e.g. latency, timed on the final runs' folders on this machine)")
     p.add_argument('--smoke', action='store_true', help='1 pass over 500 images per run: checks the code path, measures nothing')
+    p.add_argument('--reuse', default=None, help="the repository's copy of this comparison (bench/results/pays-next/<budget>): its finished runs are copied, not run again")
     a = p.parse_args(argv)
     root = Path(a.work or '/tmp/dynblocks-pays')
     folder, dest = root/a.budget, Path(a.out)/a.budget
@@ -134,6 +162,7 @@ def main(argv=None):
     if not a.smoke and 'sample' in resolve_data(a.data)[1]: sys.exit("pays.py needs real CIFAR-10 (--data DIR or DYNBLOCKS_DATA), not the sample.")
     c = load_config(folder) if (folder/'compare.json').exists() else config(a.budget, root, a.data, a.smoke)
     compare(c, folder, work=False)  # writes (or checks) the configuration
+    if a.reuse: print(f"{reuse(Path(a.reuse), folder, c)} runs reused from {a.reuse}")
     def say(line):
         print(line, flush=True)
         sync(folder, dest)  # every finished run reaches the repository's copy at once

@@ -51,10 +51,14 @@ def _acc(v): return f"{statistics.mean(v):.1f} ({min(v):.1f}–{max(v):.1f})" if
 def _exact(S): return next((k for k in S['subsets'] if k.startswith('exact')), None)
 
 def _lat(a, b='1'):
-    "The arm's best latency at batch `b` in ms (ONNX Runtime or eager, whichever is faster), and where"
-    lat = a.get('latency') or {}
-    opts = [(v[b], k) for k, v in (('onnx', lat.get('onnx') or {}), ('eager', lat.get('eager') or {})) if v.get(b)]
-    return min(opts) if opts else (None, None)
+    "The arm's latency at batch `b` in seconds in its faster backend (ONNX Runtime or eager), and which (`summarize`'s `best`)"
+    best = ((a.get('latency') or {}).get('best') or {}).get(b)
+    return (best[1], best[0]) if best else (None, None)
+
+def lat_ratio(a, b='1'):
+    "The arm's latency at batch `b` over the baseline's, each in its faster backend, with the interval paired block by block: '1.3× (1.2–1.4×)', or None"
+    r = ((a.get('latency') or {}).get('vs_baseline') or {}).get(b)
+    return f"{r[0]:.2f}× ({r[1]:.2f}–{r[2]:.2f}×)" if r else None
 
 def time_ratio(a):
     "An arm's training seconds over the baseline's, seed by seed on the same machine and day (`summarize`'s `time_ratio`); None if unpaired"
@@ -95,12 +99,12 @@ def headline(Ssp, Sx4=None):
         a, t = S['arms'][b], S['arms'][S['baseline']]
         if not a.get('vs_baseline'): continue
         v = a['vs_baseline']['verdict']['all']
-        lat, tl = _lat(a)[0], _lat(t)[0]
+        lr1 = lat_ratio(a)
         eq = equal_time(S, b)
         who = f"the dynamic arm the validation ranks first ({b})" if not out else f"the same arm ({b}, its lr from the speedrun's sweep)" if b == chosen(Ssp) else f"the arm its validation ranks first ({b})"
         out.append(f"{at} {who} is {v} against the static twin on all 10,000 test images"
                    f" ({a['n']} and {t['n']} seeds)" + (f", at {time_ratio(a):.1f}× its training time" if time_ratio(a) else "")
-                   + (f" and {lat/tl:.1f}× its latency at batch 1" if lat and tl else "")
+                   + (f" and {lr1} its latency at batch 1" if lr1 else "")
                    + (f", and {verdict(*eq, S.get('level', 0.95))} against the twin given its seconds" if eq else "")
                    + ("" if S.get('complete') else f" (a study in progress: {S['runs']} of its {S['total']} runs done)"))
     if not out: return "Not measured yet."

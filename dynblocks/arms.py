@@ -14,7 +14,8 @@ from .measure import paired_interval, look_level, decide, unpack
 # no torch here: the command line reads `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait
 
 # %% auto #0
-__all__ = ['BEST_VALID', 'Arm', 'CompareConfig', 'sweep_score', 'sweep_best', 'sweep_factors', 'settled', 'seeds_now', 'jobs']
+__all__ = ['BEST_VALID', 'Arm', 'CompareConfig', 'sweep_score', 'sweep_best', 'sweep_factors', 'final_arms', 'settled',
+           'seeds_now', 'jobs']
 
 # %% ../nbs/13a_arms.ipynb #134caf63
 BEST_VALID = 'best_valid'  # `Arm.time_of` naming no arm but the dynamic arm the validation ranks first (known once the sweeps are done)
@@ -29,6 +30,7 @@ class Arm:
     recipe_kw:dict|None = None  # recipe fields (`tta`, `anneal`, `lr`, …); an `lr` here is used as it is, not swept
     time_of:str|None = None  # a derived arm: as many passes as fit in the seconds the arm named here took, seed by seed ('best_valid': the dynamic arm the validation ranks first)
     what:str = ''  # one line saying what the arm is
+    screen:bool = False  # a candidate: its sweep screens it, and it gets final runs only if the validation ranks it among the comparison's `keep` best candidates
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in '_-.+' for c in self.name):
@@ -73,11 +75,12 @@ class CompareConfig:
     valid:float = 0.1  # the fraction of the training images held out to judge the sweep (never the test set)
     exact:int|None = None  # the first `exact` test images are exact copies: scored apart from the rest (e.g. JPEG copies)
     latency:bool = True  # measure each arm's inference latency at batch 1 and 64, PyTorch and ONNX Runtime
-    latency_s:float = 300.  # the latency run's cap in seconds (it stops earlier once every median is known within ±3 %)
+    latency_s:float = 300.  # the latency run's cap in seconds (it stops earlier once every latency is known within ±3 %, its 95 % interval over blocks)
     max_other:float|None = None  # before each run, wait until other processes use fewer cores than this; a run beside more is marked loaded
     extend:int = 3  # a sweep that chose its largest (smallest) factor gets one more beyond it, a geometric step, at most this many times
     max_seeds:int|None = None  # sequential: after `seeds`, add one seed per round up to this many, until every arm's interval settles
     margin:float|None = None  # with `max_seeds`: an interval inside ±`margin` points also settles (equivalence), e.g. 0.5
+    keep:int|None = None  # of the arms marked `screen`, the final runs go to this many: those whose sweeps score best on the held-out images
 
     def __post_init__(self):
         self.arms = [a if isinstance(a, Arm) else Arm(**a) for a in self.arms]
@@ -90,6 +93,15 @@ class CompareConfig:
                 if self.arms[names.index(a.time_of)].time_of: raise DynblocksError(f"Arm {a.name!r} takes the seconds of {a.time_of!r}, itself a derived arm: name a trained one.")
         if self.baseline is None: self.baseline = names[0]
         if self.baseline not in names: unknown('baseline arm', self.baseline, names)
+        screened = [a.name for a in self.arms if a.screen]
+        if screened:
+            if self.keep is None: raise DynblocksError(f"Arms {screened} are marked `screen`: give `keep`, how many of them get final runs.")
+            check_num(self.keep, 'keep', 1, len(screened), whole=True)
+            if any(a.lr is not None or a.time_of for a in self.arms if a.screen) or self.baseline in screened:
+                raise DynblocksError("A screened arm is judged by its sweep: it needs no `lr` or `time_of` of its own, and it is not the baseline.")
+            for a in self.arms:
+                if a.time_of in screened: raise DynblocksError(f"Arm {a.name!r} takes the seconds of {a.time_of!r}, a screened arm that may get no final runs: use 'best_valid'.")
+        elif self.keep is not None: raise DynblocksError("`keep` counts the arms marked `screen`, and none is: mark the candidates with `screen: true`.")
         if not (isinstance(self.seeds, list) and self.seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)):
             raise DynblocksError(f"`seeds` must be a non-empty list of whole numbers >= 0, got {self.seeds!r:.80}.")
         if self.passes is not None and self.seconds is not None: raise DynblocksError("Give the budget in `passes` or in `seconds`, not both.")
@@ -117,7 +129,7 @@ class CompareConfig:
     def to_dict(self) -> dict:
         "The comparison as plain data (what `compare.json` holds)"
         d = asdict(self)
-        d['arms'] = [{k: v for k, v in asdict(a).items() if v not in (None, '')} for a in self.arms]
+        d['arms'] = [{k: v for k, v in asdict(a).items() if v is not None and v != '' and v is not False} for a in self.arms]
         return d
 
     @property
@@ -170,13 +182,27 @@ def _stack(cfg:CompareConfig, done:dict, arm:str, seeds:list) -> np.ndarray:
     rs = [done[f"final/{arm}/s{s}"] for s in seeds]
     return np.stack([unpack(r['correct'], r['n_test']) for r in rs])
 
+def final_arms(cfg:CompareConfig,  # the comparison
+               done:dict,  # its finished runs by id
+              ) -> list|None:
+    "The arms that get final runs: all but the screened ones the validation did not keep; None while the screening sweeps are unfinished"
+    cands = [a for a in cfg.arms if a.screen]
+    if not cands: return list(cfg.arms)
+    score = {}
+    for a in cands:
+        rows = [done.get(_sweep_id(cfg, a, f)) for f in sweep_factors(cfg, a, done)[0]]
+        if None in rows: return None
+        score[a.name] = sweep_score(sweep_best(rows))
+    kept = sorted(score, key=lambda n: -score[n])[:cfg.keep]  # ties: the order of the arms file
+    return [a for a in cfg.arms if not a.screen or a.name in kept]
+
 def settled(cfg:CompareConfig,  # the comparison
             done:dict,  # its finished runs by id
             seeds:list,  # the seeds every arm has finished
            ) -> bool:
     "Whether every arm's interval against the baseline (all test images, at `cfg.level`) excludes zero or lies inside ±`margin`"
     B = _stack(cfg, done, cfg.baseline, seeds)
-    for a in cfg.arms:
+    for a in final_arms(cfg, done) or []:
         if a.name == cfg.baseline: continue
         _, lo, hi = paired_interval(_stack(cfg, done, a.name, seeds), B, cfg.level)
         if decide(lo, hi, cfg.margin) is None: return False
@@ -186,10 +212,10 @@ def seeds_now(cfg:CompareConfig,  # the comparison
               done:dict,  # its finished runs by id
              ) -> list:
     "The seeds of the final runs so far: `cfg.seeds`, then (sequential) one more per round while the intervals are unsettled, up to `max_seeds`"
-    seeds = list(cfg.seeds)
-    if cfg.max_seeds is None: return seeds
+    seeds, arms = list(cfg.seeds), final_arms(cfg, done)
+    if cfg.max_seeds is None or arms is None: return seeds
     while len(seeds) < cfg.max_seeds:
-        if not all(f"final/{a.name}/s{s}" in done for a in cfg.arms for s in seeds) or settled(cfg, done, seeds): break
+        if not all(f"final/{a.name}/s{s}" in done for a in arms for s in seeds) or settled(cfg, done, seeds): break
         seeds.append(max(seeds) + 1)
     return seeds
 
@@ -204,14 +230,16 @@ def jobs(cfg:CompareConfig,  # the comparison
         for f in factors[a.name]:
             i = _sweep_id(cfg, a, f)
             if i not in seen: seen.add(i); out.append(dict(id=i, kind='sweep', arm=i.split('/')[1], seed=cfg.sweep_seed, factor=f, after=[]))
-    seeds = seeds_now(cfg, done)
+    seeds, arms = seeds_now(cfg, done), final_arms(cfg, done)  # screened arms: their final runs are known once the screen is
     for s in seeds:
         for a in cfg.arms:
+            if a.screen and (arms is None or a not in arms): continue
             after = [] if a.lr is not None else [_sweep_id(cfg, a, f) for f in factors[a.name]]
             if a.time_of == BEST_VALID: after = list(dict.fromkeys(after + [j['id'] for j in out if j['kind'] == 'sweep']))  # then the arm they rank first
             elif a.time_of: after.append(f"final/{a.time_of}/s{s}")
             out.append(dict(id=f"final/{a.name}/s{s}", kind='final', arm=a.name, seed=s, factor=None, after=after))
     if cfg.latency:  # every trained arm timed side by side in one process (`latencies`), on models of the first seed
+        after = [f"final/{a.name}/s{seeds[0]}" for a in (arms or cfg.arms) if a.time_of is None]
         out.append(dict(id='latency', kind='latency', arm=None, seed=seeds[0], factor=None,
-                        after=[f"final/{a.name}/s{seeds[0]}" for a in cfg.arms if a.time_of is None]))
+                        after=after if arms is not None else after + [j['id'] for j in out if j['kind'] == 'sweep']))  # the screen first
     return out

@@ -97,9 +97,11 @@ def make_parser() -> argparse.ArgumentParser:
                     'every interval excludes zero (or lies inside ±--margin); the intervals account for the looks')
     co.add_argument('--margin', type=_pos_float, default=None, help='with --max-seeds: an interval inside ±MARGIN points also settles '
                     'the comparison (equivalence), e.g. 0.5')
+    co.add_argument('--keep', type=_pos_int, default=None, help='of the arms marked "screen": true, only the N whose sweeps score best '
+                    'on the held-out images get final runs')
     co.add_argument('--no-latency', dest='latency', action='store_false', help='skip the latency measurements')
     co.add_argument('--latency-s', type=_pos_float, default=None, help="the latency run's cap in seconds (default: 300; it stops "
-                    "once every median is known within ±3 %%)")
+                    "once every latency is known within ±3 %% over blocks of fresh copies)")
     co.add_argument('--max-other', type=float, default=None, help='wait before each run until other processes use fewer cores than '
                     'this, and mark runs beside more as loaded (their seconds are left out)')
     co.add_argument('--summary', action='store_true', help='print the summary of the runs done so far; run nothing')
@@ -247,20 +249,20 @@ def _compare_config(args):
             raise DynblocksError(f"{fn} must hold a list of arms, each an object with a \"name\".")
         try: arms = [Arm(**a) for a in arms]
         except TypeError as e: raise DynblocksError(f"{fn}: an arm has an unknown field ({e}); an arm's fields: name, arch, model_kw, "
-                                                    "recipe, recipe_kw, time_of, what.") from None
+                                                    "recipe, recipe_kw, time_of, what, screen.") from None
     elif args.arch:
         from dynblocks.compare import arch_arms
         arms = arch_arms(args.arch, args.dynamize, args.recipe or 'default', args.equal_time)
     else:
         given = [f"--{k.replace('_', '-')}" for k in ('dynamize', 'recipe', 'seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline',
                                                     'lr_factors', 'sweep', 'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin',
-                                                    'latency_s')
+                                                    'keep', 'latency_s')
                  if getattr(args, k) is not None]
         if given: raise DynblocksError(f"{' '.join(given)} describe a new comparison: give its arms too (--arms FILE or --arch NAME), "
                                        f"or continue the one in {args.out} with --out alone.")
         return None
     kw = {k: getattr(args, k) for k in ('seeds', 'passes', 'seconds', 'data', 'n_train', 'size', 'baseline', 'lr_factors', 'sweep',
-                                         'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin', 'latency_s') if getattr(args, k) is not None}
+                                         'valid', 'exact', 'max_other', 'extend', 'max_seeds', 'margin', 'keep', 'latency_s') if getattr(args, k) is not None}
     return CompareConfig(arms, latency=args.latency, **kw)
 
 def _compare(args):

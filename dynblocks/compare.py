@@ -11,8 +11,8 @@ from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
 from .core import DynblocksError, atomic_write, check_num, unknown
-from .measure import LoadMeter, wait_for_idle, machine, pack, unpack, latencies, paired_interval, verdict, decide
-from .arms import BEST_VALID, Arm, CompareConfig, jobs, seeds_now, sweep_factors, sweep_best, sweep_score, _KINDS, _sweep_id
+from .measure import LoadMeter, wait_for_idle, machine, pack, unpack, latencies, geo_interval, paired_interval, verdict, decide
+from .arms import BEST_VALID, Arm, CompareConfig, jobs, seeds_now, final_arms, sweep_factors, sweep_best, sweep_score, _KINDS, _sweep_id
 # torch, fastai and the training path are imported inside the functions that train: the command line reads
 # `CompareConfig` to build `dynblocks compare`'s flags, and its --help must not wait for them
 
@@ -146,6 +146,7 @@ class JobStore:
                 if job is None: s.tell(t, state=self.TS.FAIL); continue  # another worker took the last waiting trial first: ask made an empty one
                 rivals = [n for n, st in self._active(kind).get(job, []) if st == self.TS.RUNNING and n < t.number]
                 if rivals or done(job): s.tell(t, state=self.TS.FAIL); continue  # enqueued twice by two workers: the first trial runs it
+                t.set_user_attr('worker', f"{socket.gethostname()}:{os.getpid()}")  # who holds it: seen in the storage (Optuna dashboard, SQL)
                 return job, t, s
         return None
 
@@ -336,6 +337,21 @@ def _latency_of(done:dict, a:Arm, same:Arm|None) -> dict|None:
         if lat: return dict(lat, side_by_side='latency' in done)
     return None
 
+def _fastest_lat(lat:dict, base:dict|None) -> dict:
+    "{'best': {batch: [backend, seconds, lower, upper]}, 'vs_baseline': {batch: [ratio, lower, upper]}}: each batch's faster backend, and its ratio to the baseline's faster one, paired block by block (timed side by side)"
+    def best(l):
+        c = {f'{be} {b}': (be, b) for be in ('onnx', 'eager') for b in (l.get(be) or {})}
+        out = {}
+        for k, (be, b) in c.items():
+            if b not in out or l[be][b] < out[b][1]: out[b] = [be, l[be][b], (l.get('calls') or {}).get(k, {}).get('lo'), (l.get('calls') or {}).get(k, {}).get('hi')]
+        return out
+    mine, theirs, vs = best(lat), best(base) if base else {}, {}
+    for b, (be, *_) in mine.items():
+        if b not in theirs or not (lat['side_by_side'] and base['side_by_side']): continue
+        xa, xb = ((l.get('calls') or {}).get(f'{e} {b}', {}).get('blocks') for l, e in ((lat, be), (base, theirs[b][0])))
+        if xa and xb and len(xa) == len(xb) > 1: vs[b] = [round(x, 4) for x in geo_interval(xa, xb)]
+    return dict(best=mine, vs_baseline=vs)
+
 def _pair(cfg:CompareConfig, finals:dict, a:str, b:str, subsets:dict) -> dict|None:
     "Arm `a` against arm `b`: seed s with seed s (the seeds both ran), on each set of test images, at the comparison's level"
     sa, sb = {r['seed']: r for r in finals[a]}, {r['seed']: r for r in finals[b]}
@@ -359,7 +375,8 @@ def summarize(folder:str|Path,  # a comparison's folder
     n = next((r['n_test'] for rs in finals.values() for r in rs), None)
     subsets = _subsets(n, cfg.exact) if n else {}
     main = 'all'
-    arms = {}
+    arms, kept = {}, final_arms(cfg, done)
+    kept = None if kept is None else [a.name for a in kept]
     for a in cfg.arms:
         rs = finals[a.name]
         factors, capped = sweep_factors(cfg, a, done) if a.lr is None else ([], False)
@@ -373,6 +390,7 @@ def summarize(folder:str|Path,  # a comparison's folder
             what=a.what, arch=a.arch, time_of=_source(cfg, a, done) if a.time_of else None, lr=lr, valid_score=vscore, n=len(rs), n_clean=len(clean),
             seeds=[r['seed'] for r in rs], sweep=[dict(factor=r['factor'], lr=r['lr'], valid=sweep_score(r)) for r in sweep],
             lr_edge=_sweep_edge(sweep, lr), sweep_capped=capped,
+            screen=None if not a.screen else 'pending' if kept is None else 'kept' if a.name in kept else 'out',
             acc={k: [round(100*float(C[i, sl].mean()), 3) for i in range(len(C))] for k, sl in subsets.items()} if C is not None else {},
             train_s=statistics.median([r['train_s'] for r in clean]) if clean else None,
             run_s=statistics.median([r['run_s'] for r in clean]) if clean else None,
@@ -387,6 +405,9 @@ def summarize(folder:str|Path,  # a comparison's folder
         src = arms[a.name]['time_of']
         if src and finals[a.name] and finals.get(src):  # a derived arm against the arm whose seconds it got: the equal-time comparison
             arms[a.name]['vs_source'] = dict(_pair(cfg, finals, a.name, src, subsets), source=src)
+    base = arms[cfg.baseline]['latency']
+    for name, v in arms.items():
+        if v['latency']: v['latency'].update(_fastest_lat(v['latency'], base if name != cfg.baseline else None))
     best, plan = best_by_valid(cfg, done), jobs(cfg, done)
     return dict(config=cfg.to_dict(), subsets={k: [v.start, v.stop] for k, v in subsets.items()}, main=main, baseline=cfg.baseline,
                 level=cfg.level, seeds=seeds_now(cfg, done), arms=arms, best_dynamic_by_valid=best,
@@ -406,9 +427,10 @@ def table(summary:dict,  # from `summarize`
         r['train s'] = None if a['train_s'] is None else round(a['train_s'])
         r['params'] = a['params']; r['infer MFLOPs'] = None if a['infer_flops'] is None else round(a['infer_flops']/1e6, 1)
         lat = a['latency'] or {}
-        for b in ('1', '64'):
-            r[f'ms b{b} eager'] = round(1e3*lat['eager'][b], 2) if lat.get('eager', {}).get(b) else None
-            r[f'ms b{b} onnx'] = round(1e3*lat['onnx'][b], 2) if lat.get('onnx', {}).get(b) else None
+        for b, (be, sec, lo, hi) in (lat.get('best') or {}).items():  # each batch in its faster backend, with its 95 % interval
+            r[f'latency b{b}, ms'] = f"{1e3*sec:.2f} {be}" + (f" [{1e3*lo:.2f}, {1e3*hi:.2f}]" if lo and hi else '')
+            v = (lat.get('vs_baseline') or {}).get(b)
+            if v: r[f"b{b} vs {summary['baseline']}"] = '{:.2f}× [{:.2f}, {:.2f}]'.format(*v)
         rows.append(r)
     return pd.DataFrame(rows).set_index('arm')
 

@@ -45,6 +45,7 @@ class OnnxModel:
     def __init__(self,
                  fn:str|Path,  # an ONNX file written by `export_onnx` (`dynblocks export RUN --onnx`)
                  threads:int|None=None,  # onnxruntime's threads within an operator (default: onnxruntime's choice)
+                 spinning:bool=True,  # its threads spin between calls (quicker back-to-back calls; False where other work shares the cores, e.g. when timing models side by side)
                 ):
         ort, = _need_onnx('ONNX inference', 'onnxruntime')
         self.fn = fn = Path(fn)
@@ -52,6 +53,7 @@ class OnnxModel:
         so = ort.SessionOptions()
         so.log_severity_level = 4  # fatal only: a user sees our one line, not onnxruntime's log
         if threads: so.intra_op_num_threads = int(threads)
+        if not spinning: so.add_session_config_entry('session.intra_op.allow_spinning', '0')  # onnxruntime's session option
         self._run_opts = ort.RunOptions(); self._run_opts.log_severity_level = 4
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints its retries on the CPU to stdout

@@ -13,7 +13,7 @@ from .core import DynblocksError, check_num
 # torch is imported inside the functions that need it: `dynblocks compare --help` reads this module's callers
 
 # %% auto #0
-__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'median_interval', 'latencies', 'latency',
+__all__ = ['cpu_busy', 'wait_for_idle', 'LoadMeter', 'machine', 'pack', 'unpack', 'geo_interval', 'latencies', 'latency',
            'paired_interval', 'look_level', 'decide', 'signed', 'verdict', 'simulate_study', 'true_difference',
            'coverage']
 
@@ -89,15 +89,16 @@ def _impls(model) -> list:
     agg = any(isinstance(m, DynConv2d) or m.linear_branches for m in dyn)
     return (['fused', 'aggregate'] if agg else ['fused']) if dyn else ['as built']
 
-def median_interval(ts,  # timed calls, seconds
-                    level:float=0.95,  # the interval's coverage
-                   ) -> tuple:
-    "(median, lower, upper) of `ts`: the interval from the order statistics (distribution-free, as for any median)"
-    x, n = np.sort(np.asarray(ts, float)), len(ts)
-    if n == 0: raise DynblocksError("No timed calls to take a median of.")
-    z = statistics.NormalDist().inv_cdf(0.5 + level/2)
-    j, k = max(0, math.floor(n/2 - z*math.sqrt(n)/2) - 1), min(n - 1, math.ceil(n/2 + z*math.sqrt(n)/2) - 1)
-    return float(np.median(x)), float(x[j]), float(x[k])
+def geo_interval(a,  # per-block figures of one cell (e.g. block medians, seconds)
+                 b=None,  # the same blocks' figures of another cell: the interval of the ratio a/b, paired block by block
+                 level:float=0.95,  # the interval's coverage
+                ) -> tuple:
+    "(geometric mean of `a` (or of `a`/`b`), lower, upper): Student's t interval of the mean log over blocks"
+    from scipy.stats import t
+    x = np.log(np.asarray(a, float)) - (0. if b is None else np.log(np.asarray(b, float)))
+    if len(x) < 2: raise DynblocksError(f"An interval over blocks needs at least 2 blocks, got {len(x)}.")
+    m, h = float(x.mean()), float(t.ppf(0.5 + level/2, len(x) - 1)*x.std(ddof=1)/math.sqrt(len(x)))
+    return math.exp(m), math.exp(m - h), math.exp(m + h)
 
 def _calls(f, n:int) -> list:
     "Seconds of each of `n` calls of `f`"
@@ -106,60 +107,48 @@ def _calls(f, n:int) -> list:
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return ts
 
-def _fastest(ms:dict, x) -> str:
-    "The implementation of `ms` ({impl: model}) fastest on `x`, from a short interleaved race (warm-up, then 5 rounds of 3 calls)"
-    if len(ms) == 1: return next(iter(ms))
-    for m in ms.values(): _calls(lambda: m(x), 2)
-    race = {i: [] for i in ms}
-    for _ in range(5):
-        for i, m in ms.items(): race[i] += _calls(lambda: m(x), 3)
-    return min(ms, key=lambda i: statistics.median(race[i]))
-
-def _rounds(cells:dict, rel:float, max_s:float, rng) -> tuple:
-    "({cell: timed calls}, capped): every cell called in chunks of ~20 ms, in a new random order each round, until each median is within ±`rel`"
-    times, per = {k: [] for k in cells}, {}
-    for k, f in cells.items():  # warm-up, and how many calls make a chunk
-        per[k] = max(1, min(50, round(0.02/max(min(_calls(f, 3)), 1e-6))))
-    def wide(k):
-        if len(times[k]) < 20: return True
-        m, lo, hi = median_interval(times[k])
-        return max(m - lo, hi - m) > rel*m
-    t0 = time.time()
-    while any(wide(k) for k in cells):
-        if time.time() - t0 > max_s: return times, True
+def _block(makers:dict, block_s:float, rng) -> dict:
+    "{cell: its calls' seconds} of one block: fresh instances of every cell, made in a random order, warmed up, then called in rounds (a new random order each) for `block_s`"
+    order = list(makers); rng.shuffle(order)  # where each instance and its input land in memory: drawn anew each block, the same for no arm
+    cells = {k: makers[k]() for k in order}
+    per = {}  # calls per turn: ~20 ms, the same for every arm at one backend and batch (a longer turn warms its caches more)
+    for (_, be, b), f in cells.items(): per[be, b] = min(per.get((be, b), 50), max(1, round(0.02/max(min(_calls(f, 3)), 1e-6))))
+    times, t0 = {k: [] for k in cells}, time.time()
+    while time.time() - t0 < block_s or min(map(len, times.values())) < 5:
         order = list(cells); rng.shuffle(order)
         for k in order:
-            if wide(k): times[k] += _calls(cells[k], per[k])
-    return times, False
+            cells[k]()  # the turn's first call pays for the switch from the cell before: not counted
+            times[k] += _calls(cells[k], per[k[1], k[2]])
+    return times
 
 def latencies(models:dict,  # {name: model from `load_model` (with `model.meta`)}: timed side by side
               batches:tuple=(1, 64),  # batch sizes
               onnx:bool=True,  # also in ONNX Runtime (needs the onnx extra)
-              rel:float=0.03,  # go on until every median's 95 % interval is within ± this fraction of it
-              max_s:float=300.,  # ... or until this many seconds of rounds (the cap is said in the result)
+              rel:float=0.03,  # go on until every figure's 95 % interval is within ± this fraction of it
+              max_s:float=300.,  # ... or until this many seconds (the cap is said in the result; at least 3 blocks)
               threads:int|None=None,  # threads of PyTorch and ONNX Runtime (default: PyTorch's now), fixed for every call
               seed:int=0,  # of the round order
+              block_s:float=2.,  # seconds of rounds per block (each block times fresh copies and sessions)
              ) -> dict:
-    "Per model: median seconds per batch with its 95 % interval, in PyTorch (its fastest implementation) and ONNX Runtime, timed interleaved in this process; and its inference FLOPs"
+    "Per model: seconds per batch with its 95 % interval, in PyTorch (its fastest implementation) and ONNX Runtime, timed interleaved in blocks in this process; and its inference FLOPs"
     import copy, random, tempfile, torch
     from dynblocks.models import count_flops
     from dynblocks.block import set_impl
     old = torch.get_num_threads()
     threads = threads or old
     torch.set_num_threads(threads)
-    res, cells = {}, {}  # cells: (name, backend, batch) -> one call
+    res, makers = {}, {}  # makers: (name, backend, batch) -> a fresh instance's call
+    rng, blocks, n, capped = random.Random(seed), {}, {}, False
     try:
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d, torch.inference_mode():
             for name, model in models.items():
                 c, s = int(model.meta['n_in']), int(model.meta['size'])
                 impls = _impls(model)
                 ms = {i: copy.deepcopy(model).eval() if i == 'as built' else set_impl(copy.deepcopy(model).eval(), i) for i in impls}
                 r = res[name] = dict(eager={}, onnx={}, impl={}, calls={})
-                for b in batches:
-                    x = torch.randn(b, c, s, s)
-                    with torch.inference_mode(): best = _fastest(ms, x)
-                    r['impl'][str(b)] = best
-                    cells[name, 'eager', b] = lambda m=ms[best], x=x: m(x)
+                for b in batches:  # every implementation timed; the faster one's figure is the arm's (a race apart would pick by its own noise)
+                    for i, mi in ms.items():
+                        makers[name, f'eager:{i}', b] = lambda m=mi, shape=(b, c, s, s): (lambda m=copy.deepcopy(m), x=torch.randn(*shape): m(x))
                 r['flops'] = count_flops(ms.get('aggregate', ms[impls[0]]), s, c)  # kernels mixed where they can be
                 if not onnx: continue
                 try:
@@ -167,18 +156,30 @@ def latencies(models:dict,  # {name: model from `load_model` (with `model.meta`)
                     from dynblocks.infer import OnnxModel
                     for b in batches:
                         fixed = b == 1 and 'aggregate' in impls  # per-sample kernels need a batch fixed in the graph
-                        fn = export_onnx(model, Path(d)/f'{len(cells)}.onnx', batch=1 if fixed else None, check=False)
-                        o, x = OnnxModel(fn, threads=threads), np.random.default_rng(0).standard_normal((b, c, s, s)).astype(np.float32)
-                        cells[name, 'onnx', b] = lambda o=o, x=x: o(x)
+                        fn = export_onnx(model, Path(d)/f'{len(makers)}.onnx', batch=1 if fixed else None, check=False)
+                        OnnxModel(fn, threads=threads, spinning=False)  # readable, or said below
+                        makers[name, 'onnx', b] = lambda fn=fn, shape=(b, c, s, s): (lambda o=OnnxModel(fn, threads=threads, spinning=False),
+                                                                                      x=np.random.standard_normal(shape).astype(np.float32): o(x))
                 except Exception as e:  # a model the exporter cannot write: said, not hidden
                     r['onnx_error'] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
-            with torch.inference_mode(): times, capped = _rounds(cells, rel, max_s, random.Random(seed))
+            blocks, n, t0 = {k: [] for k in makers}, dict.fromkeys(makers, 0), time.time()
+            def wide(k):
+                if len(blocks[k]) < 3: return True
+                m, lo, hi = geo_interval(blocks[k])
+                return max(m - lo, hi - m) > rel*m
+            while any(wide(k) for k in makers):
+                if time.time() - t0 > max_s and min(map(len, blocks.values())) >= 3: capped = True; break
+                for k, ts in _block(makers, block_s, rng).items(): blocks[k].append(statistics.median(ts)); n[k] += len(ts)
     finally: torch.set_num_threads(old)
-    for (name, be, b), ts in times.items():
-        med, lo, hi = median_interval(ts)
-        res[name][be][str(b)] = round(med, 7)
-        res[name]['calls'][f'{be} {b}'] = dict(n=len(ts), lo=round(lo, 7), hi=round(hi, 7))
-    for r in res.values(): r.update(threads=threads, interleaved=len(models), rel=rel, capped=capped)
+    figs = {k: geo_interval(xs) for k, xs in blocks.items()}
+    for key, (m, lo, hi) in figs.items():
+        name, be, b = key
+        if be.startswith('eager:'):  # the arm's PyTorch figure: its faster implementation's
+            if m > min(v[0] for k, v in figs.items() if k[0] == name and k[2] == b and k[1].startswith('eager:')): continue
+            res[name]['impl'][str(b)], be = be.split(':', 1)[1], 'eager'
+        res[name][be][str(b)] = round(m, 7)
+        res[name]['calls'][f'{be} {b}'] = dict(n=n[key], lo=round(lo, 7), hi=round(hi, 7), blocks=[round(x, 7) for x in blocks[key]])
+    for r in res.values(): r.update(threads=threads, interleaved=len(models), rel=rel, capped=capped, block_s=block_s)
     return res
 
 def latency(model,  # from `load_model` (with `model.meta`)

@@ -172,14 +172,14 @@ class Option:
 def check_model_kw(kw:dict,  # model options, e.g. `RunConfig.arch_kw`
                    label:str='arch_kw',  # the option as messages name it
                   ) -> dict:
-    "`kw` checked to be model options as plain data (names to numbers, strings, booleans or lists of them); tuples become lists"
-    def ok(v): return isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
+    "`kw` checked to be model options as plain data (names to numbers, strings, booleans, lists of them, or None: the model's default, over a recipe's); tuples become lists"
+    def ok(v): return v is None or isinstance(v, (bool, int, float, str)) and (not isinstance(v, float) or math.isfinite(v))
     if not all(isinstance(k, str) and k.isidentifier() for k in kw):
         raise DynblocksError(f"`{label}` must map option names to values, got {kw!r:.80}.")
     out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in kw.items()}
     def plain(v): return ok(v) or (isinstance(v, (list, tuple)) and all(map(ok, v)))
     bad = [k for k, v in out.items() if not (plain(v) or (k == 'dynamize' and isinstance(v, dict) and all(map(plain, v.values()))))]
-    if bad: raise DynblocksError(f"`{label}` option {bad[0]!r} must be a number, string, boolean or list of them, got {out[bad[0]]!r:.80}.")
+    if bad: raise DynblocksError(f"`{label}` option {bad[0]!r} must be a number, string, boolean, null or a list of them, got {out[bad[0]]!r:.80}.")
     for k, v in out.items(): check_limit(k, v, f'{label}.{k}')  # the ranges `load_model` checks too (`LIMITS`)
     for k, v in out.get('dynamize', {}).items(): check_limit(k, v, f'{label}.dynamize.{k}')
     for k in ('width', 'n_branches'):

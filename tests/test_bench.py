@@ -131,15 +131,18 @@ def test_pays_study_smoke(tmp_path):
     import pays
     c = pays.config('speedrun', tmp_path)
     names = [a.name for a in c.arms]
-    assert names[:2] == ['twin', 'static_flops'] and len(names) == 6 and set(names[2:5]) <= set(pays.DYNAMIC)  # the first study's three best
-    assert c.arm('twin_time').time_of == 'best_valid'  # and the twin given the seconds of the one the validation ranks first
-    assert c.seeds == [0, 1, 2, 3, 4] and c.passes == 3 and c.n_train == 45_000 and c.exact == 1000 and c.baseline == 'twin'
+    assert names == ['twin', 'static_flops', *pays.DYNAMIC, 'twin_time'] and [a.name for a in c.arms if a.screen] == list(pays.DYNAMIC)
+    assert c.keep == 3 and c.arm('twin_time').time_of == 'best_valid'  # every idea screened on held-out images; the twin given the first one's seconds
+    assert (c.seeds, c.max_seeds, c.margin, c.extend) == ([0, 1, 2], 5, 0.5, 3) and c.passes == 3 and c.n_train == 45_000 and c.exact == 1000
     assert c.arm('static_flops').model_kw['width'] > 1 and all(a.recipe == 'cpu10' and a.recipe_kw['tta'] == 'flip' for a in c.arms)
     r = main_of('bench/pays.py', 'run', '--smoke', '--data', 'sample', '--work', str(tmp_path/'work'), '--out', str(tmp_path/'out'))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     s = json.loads((tmp_path/'out'/'speedrun'/'summary.json').read_text())
-    assert s['complete'] and set(s['arms']) == set(names[:3]) | {'twin_time'} and 'vs_baseline' in s['arms']['static_flops']
-    assert s['arms']['twin_time']['time_of'] == names[2]
+    screened = {k: a['screen'] for k, a in s['arms'].items() if a['screen']}
+    assert s['complete'] and sorted(screened.values()) == ['kept', 'out'], screened  # two ideas, the one its sweep ranks first kept
+    kept = next(k for k, v in screened.items() if v == 'kept')
+    assert s['arms'][kept]['n'] == 1 and s['arms'][next(k for k, v in screened.items() if v == 'out')]['n'] == 0
+    assert s['arms']['twin_time']['time_of'] == kept == s['best_dynamic_by_valid'] and 'vs_baseline' in s['arms']['static_flops']
     assert sorted(p.name for p in (tmp_path/'out'/'speedrun').iterdir()) == ['compare.json', 'pareto.png', 'results.jsonl', 'summary.json']
 
 def test_report002_readings_smoke(tmp_path):

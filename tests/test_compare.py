@@ -171,11 +171,22 @@ def test_postgresql_two_workers_one_killed(tmp_path):
         ps = [start(out, *flags)]
         time.sleep(2)
         ps.append(start(out, *flags))
-        def mid_run():  # run folders with a checkpoint and no summary yet: runs past their first epoch
-            return [r for r in (out/'runs').glob('*') if (r/'checkpoint.pth').exists() and not (r/'summary.json').exists()] if (out/'runs').exists() else []
-        t0 = time.time()
-        while len(mid_run()) < 2 and time.time() - t0 < 300 and ps[0].poll() is None: time.sleep(0.1)
-        assert len(mid_run()) >= 2, ps[0].communicate(timeout=5)[1][-2000:] if ps[0].poll() is not None else 'no two runs in flight'
+        def mid_run(r):  # a run past its first epoch: a checkpoint and no summary yet
+            return (r/'checkpoint.pth').exists() and not (r/'summary.json').exists()
+        def held():  # {worker pid: [run folders of the trials it holds]}
+            out_ = {}
+            for k in ('sweep', 'final'):
+                try: ts = optuna.load_study(study_name=f'cmp/{k}', storage=url).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                except KeyError: continue  # the study is not made yet
+                for t in ts:
+                    if 'worker' in t.user_attrs: out_.setdefault(int(t.user_attrs['worker'].rsplit(':', 1)[1]), []).append(out/'runs'/t.user_attrs['job'].replace('/', '-'))
+            return out_
+        t0, both = time.time(), False
+        while time.time() - t0 < 300 and ps[0].poll() is None:  # kill the first worker while it holds a run past its first epoch, once the second has taken one
+            h = held(); both |= ps[1].pid in h
+            if both and any(mid_run(r) for r in h.get(ps[0].pid, [])): break
+            time.sleep(0.1)
+        assert ps[0].poll() is None, ps[0].communicate(timeout=5)[1][-2000:] or 'the first worker ended before it could be killed mid-run'
         ps[0].send_signal(signal.SIGKILL); ps[0].communicate(timeout=60)
         o, e = ps[1].communicate(timeout=900)
         assert ps[1].returncode == 0, e[-3000:]
