@@ -14,7 +14,7 @@ from .core import DynblocksError
 from .tta import TTA_PASSES
 
 # %% auto #0
-__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'TimeBudget', 'seconds_left', 'run_budget']
+__all__ = ['WRITE_RESERVE', 'PLAN_MARGIN', 'PLAN_MIN', 'TimeBudget', 'seconds_left', 'run_budget']
 
 # %% ../nbs/06d_budget.ipynb #7754fc5c
 class TimeBudget(Callback):
@@ -122,6 +122,7 @@ class TimeBudget(Callback):
 # %% ../nbs/06d_budget.ipynb #59ec605c
 WRITE_RESERVE = 15.  # seconds a budgeted run keeps for writing its run folder and exiting (measured: under 10 on 2 CPU cores)
 PLAN_MARGIN = 0.015  # share of a budget's training seconds kept free for the plan's error
+PLAN_MIN = 1.  # ... and at least this many seconds (a short budget's plan errs by more than its share: 30 s runs lost their TTA)
 
 def _reference(name:str) -> dict|None:
     "What dynblocks' own reference run of recipe `name` reached, from `reference.json` (written by `tools/make_reference.py` from `bench/results/`)"
@@ -171,7 +172,7 @@ def run_budget(learn:Learner,  # a learner with a recipe (`dyn_learner`)
         return None
     # a margin for the plan's error (the speed is measured, not known: 600 s runs ended up to 5 s past the plan and
     # had no room left for their TTA), on top of the TTA's passes and the run folder's reserve
-    tb = TimeBudget(left, reserve=PLAN_MARGIN*left, valid_passes=TTA_PASSES.get(r.tta, 0))
+    tb = TimeBudget(left, reserve=max(PLAN_MARGIN*left, PLAN_MIN), valid_passes=TTA_PASSES.get(r.tta, 0))
     tb.planning = [tb, _PlanNote(tb, say, _reference(r.name))]  # what `train_run` removes after the fit
     learn.add_cbs(tb.planning)  # on the learner while it fits: a checkpoint saves its state
     say(f"time budget: {r.budget:.0f} s from dynblocks' start, {tb.seconds:.0f} s for training (the passes are planned from the measured speed)")
